@@ -1,0 +1,55 @@
+# pufa — every target sets itself up from nothing (a Python 3.11+ interpreter is all it needs).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+MO     := locales/zh_CN/LC_MESSAGES/messages.mo locales/en/LC_MESSAGES/messages.mo
+PYTEST_ARGS ?=
+
+.PHONY: run test lint bench i18n lock clean browser
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "pufa needs Python 3.11 or newer"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock \
+		--config-settings editable_mode=compat -e '.[dev]'
+	touch $(STAMP)
+
+locales/%/LC_MESSAGES/messages.mo: locales/%/LC_MESSAGES/messages.po $(STAMP)
+	$(BIN)/pybabel -q compile -d locales -D messages -l $*
+
+## make run: set up, load the catalog and sample data, serve on http://127.0.0.1:8080
+run: $(STAMP) $(MO)
+	$(BIN)/pufa seed --demo
+	exec $(BIN)/pufa serve
+
+## make test: set up and run the whole suite (PUFA_TEST_POSTGRES_URL selects PostgreSQL)
+test: $(STAMP) $(MO)
+	$(BIN)/ruff check .
+	$(BIN)/python tools/i18n.py check
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check . || true
+
+## make i18n: extract messages, merge them into both catalogs, compile
+i18n: $(STAMP)
+	$(BIN)/python tools/i18n.py update
+	$(BIN)/pybabel -q compile -d locales -D messages
+
+## make bench: print throughput and latency figures (not pass/fail)
+bench: $(STAMP) $(MO)
+	$(BIN)/python -m bench
+
+## make lock: re-pin every dependency after changing pyproject.toml
+lock:
+	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
+	.lockenv/bin/python -m pip install --quiet --upgrade pip
+	.lockenv/bin/python -m pip install --quiet '.[dev]'
+	.lockenv/bin/python -m pip freeze --exclude-editable | grep -v '^pufa' > requirements.lock
+	rm -rf .lockenv
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info $(MO)

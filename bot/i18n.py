@@ -1,0 +1,156 @@
+"""Translations, locale negotiation and locale-aware formatting (Babel).
+
+Catalogs live in ``locales/<locale>/LC_MESSAGES/messages.po`` (compiled to ``.mo`` by
+``make i18n``; a missing or stale ``.mo`` is compiled in memory from the ``.po``). Source strings
+are English msgids marked with ``_()``; ``zh_CN`` is the default locale.
+"""
+
+from __future__ import annotations
+
+import gettext as _gettext
+import io
+import os
+import re
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+
+from babel import Locale
+from babel.dates import format_date as _format_date
+from babel.dates import format_datetime as _format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal, format_percent
+
+from bot.settings import SHIPPED_LOCALES
+
+DEFAULT_LOCALE = "zh_CN"
+DOMAIN = "messages"
+LOCALES_DIR = Path(
+    os.environ.get("PUFA_LOCALES_DIR", Path(__file__).resolve().parents[1] / "locales")
+)
+
+_TAG_SPLIT = re.compile(r"[-_]")
+
+
+def N_(message: str) -> str:
+    """Mark a string for extraction without translating it yet."""
+    return message
+
+
+def negotiate(requested: str | None, default: str = DEFAULT_LOCALE) -> str:
+    """Map a client's language tag to the nearest shipped locale.
+
+    ``zh``, ``zh-hans``, ``zh-Hant-TW``, ``zh_CN`` → ``zh_CN``; ``en``, ``en-US`` → ``en``;
+    anything else, or nothing, → ``default``. (Only one Chinese locale ships, so traditional
+    Chinese readers get simplified Chinese rather than English.)
+    """
+    if not requested:
+        return default
+    tag = requested.strip()
+    for shipped in SHIPPED_LOCALES:
+        if tag.replace("-", "_").lower() == shipped.lower():
+            return shipped
+    language = _TAG_SPLIT.split(tag, maxsplit=1)[0].lower()
+    if language == "zh":
+        return "zh_CN"
+    if language == "en":
+        return "en"
+    return default
+
+
+def negotiate_accept_language(header: str | None, default: str = DEFAULT_LOCALE) -> str:
+    """Pick a shipped locale from an HTTP ``Accept-Language`` header (honouring q-values)."""
+    if not header:
+        return default
+    ranked: list[tuple[float, int, str]] = []
+    for index, part in enumerate(header.split(",")):
+        pieces = part.strip().split(";")
+        tag = pieces[0].strip()
+        quality = 1.0
+        for param in pieces[1:]:
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if tag and tag != "*" and quality > 0:
+            ranked.append((-quality, index, tag))
+    for _q, _i, tag in sorted(ranked):
+        found = negotiate(tag, default="")
+        if found:
+            return found
+    return default
+
+
+def _compile_po(po_path: Path, locale: str) -> _gettext.GNUTranslations:
+    with po_path.open("rb") as fh:
+        catalog = read_po(fh, locale=locale, domain=DOMAIN)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return _gettext.GNUTranslations(buffer)
+
+
+@lru_cache(maxsize=8)
+def translations(locale: str) -> _gettext.NullTranslations:
+    """The gettext translations for a shipped locale (cached)."""
+    folder = LOCALES_DIR / locale / "LC_MESSAGES"
+    po_path = folder / f"{DOMAIN}.po"
+    mo_path = folder / f"{DOMAIN}.mo"
+    if mo_path.exists() and (
+        not po_path.exists() or mo_path.stat().st_mtime >= po_path.stat().st_mtime
+    ):
+        with mo_path.open("rb") as fh:
+            return _gettext.GNUTranslations(fh)
+    if po_path.exists():
+        return _compile_po(po_path, locale)
+    return _gettext.NullTranslations()
+
+
+class Translator:
+    """Translation and formatting bound to one locale: ``t = Translator("en"); t._("Hello")``."""
+
+    def __init__(self, locale: str | None = None) -> None:
+        self.locale = negotiate(locale) if locale else DEFAULT_LOCALE
+        self._t = translations(self.locale)
+        self.babel_locale = Locale.parse(self.locale)
+
+    def _(self, message: str, **params: object) -> str:
+        """Translate ``message`` and fill ``{name}`` placeholders from ``params``."""
+        text = self._t.gettext(message)
+        return text.format(**params) if params else text
+
+    gettext = _
+
+    def ngettext(self, singular: str, plural: str, n: int, **params: object) -> str:
+        """Translate with a plural form chosen by ``n`` (``{n}`` is available in the text)."""
+        text = self._t.ngettext(singular, plural, n)
+        return text.format(n=n, **params)
+
+    def date(self, value: date) -> str:
+        """A date as people read it: ``2026年12月3日 星期四`` / ``Thursday, December 3, 2026``."""
+        return format_date_local(value, self.locale)
+
+    def datetime(self, value: datetime) -> str:
+        """A date and time (value already in the local zone)."""
+        if self.locale == "zh_CN":
+            return f"{format_date_local(value.date(), self.locale)} {value:%H:%M}"
+        return _format_datetime(value, "EEEE, MMMM d, y HH:mm", locale=self.babel_locale)
+
+    def number(self, value: float | int) -> str:
+        """A number with the locale's grouping."""
+        return format_decimal(value, locale=self.babel_locale)
+
+    def percent(self, value: float, digits: int = 1) -> str:
+        """A fraction as a percentage, e.g. 0.834 → ``83.4%``."""
+        pattern = "#,##0." + "0" * digits + "%" if digits else "#,##0%"
+        return format_percent(value, pattern, locale=self.babel_locale)
+
+
+def format_date_local(value: date, locale: str) -> str:
+    """Format a date in the long style of ``locale`` with the weekday."""
+    if locale == "zh_CN":
+        return _format_date(value, "y年M月d日 EEEE", locale="zh_CN")
+    return _format_date(value, "full", locale=Locale.parse(locale))

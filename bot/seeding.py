@@ -1,0 +1,21 @@
+"""What ``pufa seed`` and the first ``pufa serve`` load, across every feature."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage import seed as core_seed
+
+
+async def seed_catalog(session: AsyncSession) -> core_seed.SeedReport:
+    """Load the built-in catalog: units, both rotas, indicators (and surveys, once shipped)."""
+    report = await core_seed.load_catalog(session)
+    return report
+
+
+async def seed_demo(
+    session: AsyncSession, report: core_seed.SeedReport | None = None
+) -> core_seed.SeedReport:
+    """Load sample data so a newcomer sees a populated console (all marked as sample)."""
+    report = await core_seed.load_demo(session, report)
+    return report

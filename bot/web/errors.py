@@ -1,0 +1,110 @@
+"""JSON errors in the shape CONTRACT.md promises, with localized messages."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from bot.context import METRICS, SETTINGS
+from bot.i18n import N_, Translator, negotiate, negotiate_accept_language
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+MAX_BODY = 64 * 1024
+
+_STATUS_MESSAGES: dict[int, tuple[str, str]] = {
+    400: ("bad_request", N_("The request could not be understood.")),
+    401: ("unauthorized", N_("Authentication is required.")),
+    403: ("forbidden", N_("You are not allowed to do this.")),
+    404: ("not_found", N_("Not found.")),
+    405: ("method_not_allowed", N_("This method is not allowed here.")),
+    409: ("conflict", N_("This conflicts with what is already saved.")),
+    410: ("gone", N_("This is no longer available.")),
+    413: ("too_large", N_("The request body is too large (at most 64 KiB).")),
+    415: ("unsupported_media_type", N_("Send the body as JSON.")),
+    422: ("invalid", N_("Some fields are invalid.")),
+    429: ("rate_limited", N_("Too many requests; please try again shortly.")),
+    500: ("internal", N_("Something went wrong on our side. Please try again later.")),
+    503: ("unavailable", N_("The service is temporarily unavailable.")),
+}
+
+
+def request_locale(request: web.Request) -> str:
+    """The locale for a request: ``?lang=``, then ``Accept-Language``, then the default."""
+    default = request.app[SETTINGS].default_locale if SETTINGS in request.app else "zh_CN"
+    lang = request.query.get("lang")
+    if lang:
+        return negotiate(lang, default)
+    return negotiate_accept_language(request.headers.get("Accept-Language"), default)
+
+
+def json_error(
+    request: web.Request,
+    status: int,
+    code: str | None = None,
+    message: str | None = None,
+    fields: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """A JSON error response; ``message`` is an English msgid translated for the request."""
+    default_code, default_message = _STATUS_MESSAGES.get(
+        status, ("error", _STATUS_MESSAGES[500][1])
+    )
+    t = Translator(request_locale(request))
+    body = {
+        "error": {
+            "code": code or default_code,
+            "message": t._(message or default_message),
+            "fields": fields or {},
+        }
+    }
+    return web.json_response(
+        body, status=status, headers=headers, dumps=lambda o: json.dumps(o, ensure_ascii=False)
+    )
+
+
+def _route_name(request: web.Request) -> str:
+    info = request.match_info.route.resource
+    return info.canonical if info is not None else "unmatched"
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn HTTP errors on API routes into JSON errors and count every request."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        if exc.status < 400 or not _wants_json(request):
+            raise
+        return json_error(request, exc.status, headers=_keep_headers(exc))
+    except Exception:
+        log.exception("unhandled error", extra={"path": request.path})
+        if _wants_json(request):
+            return json_error(request, 500)
+        raise
+    finally:
+        if METRICS in request.app:
+            metrics = request.app[METRICS]
+            route = _route_name(request)
+            metrics.http_requests.labels(request.method, route, str(status)).inc()
+            metrics.http_latency.labels(route).observe(time.perf_counter() - started)
+
+
+def _keep_headers(exc: web.HTTPException) -> dict[str, str]:
+    return {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+
+
+def _wants_json(request: web.Request) -> bool:
+    return not request.path.startswith(("/s/", "/admin"))

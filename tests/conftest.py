@@ -1,0 +1,140 @@
+"""Shared fixtures: a real database (SQLite file, or PostgreSQL when
+``PUFA_TEST_POSTGRES_URL`` is set), settings, and the aiohttp app over real HTTP.
+
+With ``PUFA_TEST_POSTGRES_URL`` set, a database that does not answer fails the run instead of
+skipping: CI must never pass silently without the PostgreSQL suite it asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.settings import Settings
+from storage.db import create_engine, session_factory
+from storage.migrate import upgrade_engine
+from storage.schema import metadata
+
+POSTGRES_URL = os.environ.get("PUFA_TEST_POSTGRES_URL", "")
+TEST_SECRET = "test-secret-key-not-for-production-0123456789"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say which database the suite runs against."""
+    return f"pufa database: {'PostgreSQL ' + POSTGRES_URL if POSTGRES_URL else 'SQLite (file)'}"
+
+
+@pytest.fixture(scope="session")
+def _template_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Migrate once per session: a template SQLite file, or the PostgreSQL test database."""
+    if POSTGRES_URL:
+        url = POSTGRES_URL
+
+        async def _prepare() -> None:
+            engine = create_engine(url)
+            try:
+                async with engine.begin() as conn:
+                    await conn.execute(text("DROP SCHEMA public CASCADE"))
+                    await conn.execute(text("CREATE SCHEMA public"))
+                await upgrade_engine(engine)
+            finally:
+                await engine.dispose()
+
+        try:
+            asyncio.run(_prepare())
+        except OSError as exc:  # pragma: no cover - only when the server is gone
+            pytest.fail(f"PUFA_TEST_POSTGRES_URL is set but PostgreSQL does not answer: {exc}")
+        return url
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    url = f"sqlite+aiosqlite:///{path}"
+
+    async def _migrate() -> None:
+        engine = create_engine(url)
+        try:
+            await upgrade_engine(engine)
+            async with engine.connect() as conn:
+                await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(_migrate())
+    return str(path)
+
+
+@pytest.fixture
+def db_url(_template_db: str, tmp_path: Path) -> str:
+    """A migrated, empty database for one test."""
+    if POSTGRES_URL:
+        tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+
+        async def _truncate() -> None:
+            engine = create_engine(POSTGRES_URL)
+            try:
+                async with engine.begin() as conn:
+                    await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            finally:
+                await engine.dispose()
+
+        asyncio.run(_truncate())
+        return POSTGRES_URL
+    path = tmp_path / "pufa.db"
+    shutil.copyfile(_template_db, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+def make_settings(db_url: str, tmp_path: Path) -> Callable[..., Settings]:
+    """Build Settings for the test database; keyword arguments override fields."""
+
+    def _make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": db_url,
+            "data_dir": tmp_path / "data",
+            "secret_key": SecretStr(TEST_SECRET),
+            "env": "test",
+            "log_format": "text",
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return _make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    """Default test settings."""
+    return make_settings()
+
+
+@pytest.fixture
+async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    """The async engine of the test database."""
+    eng = create_engine(db_url)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """A session maker on the test database."""
+    return session_factory(engine)
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[TestClient[Any, Any]]:
+    """The whole pufa app behind a real HTTP server on 127.0.0.1."""
+    from bot.app import create_app
+
+    app = create_app(settings)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+        yield test_client

@@ -1,0 +1,132 @@
+"""The ``pufa`` command as an operator runs it: real processes, real HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy import inspect
+
+from storage.schema import metadata
+
+PUFA = [sys.executable, "-m", "bot"]
+
+
+def _env(db_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUFA_")}
+    env.update({"PUFA_DATABASE_URL": db_url, "PUFA_LOG_FORMAT": "text"}, **extra)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_db_upgrade_creates_every_table(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    result = subprocess.run(
+        [*PUFA, "db", "upgrade"],
+        cwd=tmp_path,
+        env=_env(url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    engine = create_sync_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    try:
+        tables = set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    assert set(metadata.tables) <= tables
+
+
+def test_seed_twice_changes_nothing(db_url: str, tmp_path: Path) -> None:
+    first = subprocess.run(
+        [*PUFA, "seed", "--demo"],
+        cwd=tmp_path,
+        env=_env(db_url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert first.returncode == 0, first.stderr
+    assert "rota_entry 40" in first.stdout
+    second = subprocess.run(
+        [*PUFA, "seed", "--demo"],
+        cwd=tmp_path,
+        env=_env(db_url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.splitlines()[:2] == ["created: nothing", "updated: nothing"]
+
+
+def test_serve_prints_urls_answers_health_and_stops_cleanly(db_url: str, tmp_path: Path) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*PUFA, "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=_env(db_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        status = None
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    status = r.status
+                    break
+            except OSError:
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.2)
+        assert status == 200, proc.stderr.read() if proc.poll() is not None else "no answer"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert f"http://127.0.0.1:{port}/healthz" in out
+    assert "shutting down" in out
+
+
+def test_unknown_command_is_usage_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*PUFA, "no-such-command"],
+        cwd=tmp_path,
+        env=_env("sqlite+aiosqlite:///x.db"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+
+
+def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*PUFA, "db", "upgrade"],
+        cwd=tmp_path,
+        env=_env("postgresql+asyncpg://nobody@127.0.0.1:1/none"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("pufa: cannot reach the database")
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -1,0 +1,25 @@
+"""dialogs tables
+
+Revision ID: 0003
+Revises: 0002
+"""
+from collections.abc import Sequence
+
+import sqlalchemy as sa  # noqa: F401
+import sqlmodel  # noqa: F401
+from alembic import op  # noqa: F401
+
+import storage.types  # noqa: F401
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

@@ -22,7 +22,7 @@ locales/%/LC_MESSAGES/messages.mo: locales/%/LC_MESSAGES/messages.po $(STAMP)
 ## make run: set up, load the catalog and sample data, serve on http://127.0.0.1:8080
 run: $(STAMP) $(MO)
 	$(BIN)/pufa seed --demo
-	exec $(BIN)/pufa serve
+	PUFA_LOG_FORMAT=$${PUFA_LOG_FORMAT:-text} exec $(BIN)/pufa serve
 
 ## make test: set up and run the whole suite (PUFA_TEST_POSTGRES_URL selects PostgreSQL)
 test: $(STAMP) $(MO)

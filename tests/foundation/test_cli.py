@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -11,9 +12,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import inspect
 
+from storage.db import create_engine
 from storage.schema import metadata
 
 PUFA = [sys.executable, "-m", "bot"]
@@ -31,23 +32,26 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_db_upgrade_creates_every_table(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+def test_db_upgrade_creates_every_table(empty_url: str, tmp_path: Path) -> None:
     result = subprocess.run(
         [*PUFA, "db", "upgrade"],
         cwd=tmp_path,
-        env=_env(url),
+        env=_env(empty_url),
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    engine = create_sync_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
-    try:
-        tables = set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
-    assert set(metadata.tables) <= tables
+
+    async def _tables() -> set[str]:
+        engine = create_engine(empty_url)
+        try:
+            async with engine.connect() as conn:
+                return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+        finally:
+            await engine.dispose()
+
+    assert set(metadata.tables) <= asyncio.run(_tables())
 
 
 def test_seed_twice_changes_nothing(db_url: str, tmp_path: Path) -> None:

@@ -2,37 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import make_url
 
 from storage.db import create_engine
 from storage.migrate import alembic_config, current_heads, upgrade_engine
 from storage.schema import metadata
-from tests.conftest import POSTGRES_URL
-
-
-@pytest.fixture
-async def empty_url(tmp_path) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
-    """A brand-new empty database (a fresh PostgreSQL database when testing PostgreSQL)."""
-    if not POSTGRES_URL:
-        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
-        return
-    name = f"pufa_mig_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
 
 
 def _diff(connection) -> list:  # type: ignore[no-untyped-def]

@@ -1,0 +1,646 @@
+"""Scoring: satisfaction rates against targets, and 民主测评 (democratic evaluation) scores.
+
+Pure functions over plain numbers; results are frozen dataclasses. Rates are fractions
+(0.83), never percentages.
+
+Satisfaction (满意度指标)
+    :func:`wilson_interval` gives the Wilson score interval of a satisfied share.
+    :func:`verdict` compares it with a target: ``met`` when the lower bound reaches the target,
+    ``not_met`` when the upper bound is below it, otherwise ``inconclusive`` with
+    ``more_needed``, an estimate of how many further responses would settle it (see
+    :func:`verdict` for the exact rule). Targets worded "显著提高" (significant rise, no number)
+    are judged by :func:`increase_verdict`, a one-sided pooled two-proportion z test against
+    the previous period. :func:`weighted_index` is the 100/80/60/40/20 index of the 好差评
+    levels.
+
+民主测评 (《西夏区领导班子和领导干部年度考核实施办法》)
+    :func:`ballot_score`, :func:`grade`, :func:`check_excellent_quota`, the composite schemes
+    (:data:`HALF_YEAR_CHIEF`, :data:`ANNUAL_CHIEF`, … and :func:`composite_score`) and
+    :func:`adjustment_points` for commendations and deductions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from statistics import NormalDist
+from typing import Any
+
+from surveys.schema import SCALE_WEIGHTS, Indicator, Survey
+
+__all__ = [
+    "ANNUAL_CHIEF",
+    "ANNUAL_DEPUTY",
+    "ANNUAL_NOT_IN_PERFORMANCE",
+    "COMPONENT_LABELS",
+    "HALF_YEAR_CHIEF",
+    "HALF_YEAR_DEPUTY",
+    "MORE_NEEDED_CAP",
+    "PLANNING_MARGIN",
+    "SCHEMES",
+    "CompositeScheme",
+    "Grade",
+    "IndicatorResult",
+    "QuotaCheck",
+    "TwoProportionTest",
+    "Verdict",
+    "VerdictResult",
+    "adjustment_points",
+    "ballot_score",
+    "check_excellent_quota",
+    "composite_score",
+    "grade",
+    "increase_verdict",
+    "indicator_result",
+    "level_counts",
+    "planning_sample_size",
+    "survey_results",
+    "tally",
+    "two_proportion_test",
+    "verdict",
+    "weighted_index",
+    "wilson_interval",
+]
+
+MORE_NEEDED_CAP = 10_000
+"""``more_needed`` above this is reported as ``None``: no realistic number of further
+responses settles the verdict at the current rate."""
+
+PLANNING_MARGIN = 0.05
+"""With no responses yet, ``more_needed`` is :func:`planning_sample_size` for this margin."""
+
+DEFAULT_ALPHA = 0.05
+"""Significance level of the "显著提高" test."""
+
+
+# --------------------------------------------------------------------------------------------
+# Satisfaction rates
+
+
+class Verdict(StrEnum):
+    """Whether an indicator's target is shown to be reached."""
+
+    MET = "met"
+    NOT_MET = "not_met"
+    INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictResult:
+    """A verdict and, when inconclusive, roughly how many more responses would settle it."""
+
+    verdict: Verdict
+    more_needed: int | None = None
+
+
+def _z(confidence: float) -> float:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be between 0 and 1, not {confidence}")
+    return NormalDist().inv_cdf(1.0 - (1.0 - confidence) / 2.0)
+
+
+def _check_counts(satisfied: float, n: int) -> None:
+    if n < 0:
+        raise ValueError(f"n must not be negative, not {n}")
+    if not 0 <= satisfied <= n:
+        raise ValueError(f"satisfied must be between 0 and n={n}, not {satisfied}")
+
+
+def _wilson(satisfied: float, n: float, z: float) -> tuple[float, float]:
+    p = satisfied / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    center = (p + z2 / (2.0 * n)) / denom
+    half = z * math.sqrt(p * (1.0 - p) / n + z2 / (4.0 * n * n)) / denom
+    # At p = 0 (p = 1) the lower (upper) bound is exactly 0 (1); avoid rounding residue.
+    low = 0.0 if satisfied <= 0 else max(0.0, center - half)
+    high = 1.0 if satisfied >= n else min(1.0, center + half)
+    return low, high
+
+
+def wilson_interval(satisfied: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval ``(low, high)`` for ``satisfied`` out of ``n``.
+
+    ``satisfied`` may be fractional (projections use ``rate × n``). ``n == 0`` gives
+    ``(0.0, 1.0)``: nothing is known. Bounds are clamped to [0, 1].
+    """
+    _check_counts(satisfied, n)
+    z = _z(confidence)
+    if n == 0:
+        return 0.0, 1.0
+    return _wilson(satisfied, n, z)
+
+
+def _judge(low: float, high: float, target: float) -> Verdict:
+    if low >= target:
+        return Verdict.MET
+    if high < target:
+        return Verdict.NOT_MET
+    return Verdict.INCONCLUSIVE
+
+
+def planning_sample_size(
+    target: float, confidence: float = 0.95, margin: float = PLANNING_MARGIN
+) -> int:
+    """Responses needed for the Wilson interval to settle a verdict when the true rate is
+    ``margin`` away from ``target``: ``ceil(z² · t(1−t) / margin²)`` (at least 1).
+
+    For a target of 0.80 at 95% confidence that is 246; for 0.90, 139; for 0.95, 73.
+    """
+    if not 0.0 < target <= 1.0:
+        raise ValueError(f"target must be in (0, 1], not {target}")
+    z = _z(confidence)
+    return max(1, math.ceil(z * z * target * (1.0 - target) / (margin * margin) - 1e-9))
+
+
+def verdict(satisfied: float, n: int, target: float, confidence: float = 0.95) -> VerdictResult:
+    """Judge ``satisfied``/``n`` against a target rate with the Wilson interval.
+
+    - ``met``: the lower bound is at least ``target``;
+    - ``not_met``: the upper bound is below ``target``;
+    - ``inconclusive`` otherwise, with ``more_needed``: the smallest ``k ≥ 1`` such that
+      ``k`` further responses *at the current rate* (``rate × (n + k)`` satisfied out of
+      ``n + k``) would make the verdict ``met`` or ``not_met``. The Wilson interval excludes
+      ``t`` exactly when ``n (p − t)² > z² t (1 − t)``, so for a fixed rate this happens from
+      one sample size on and the search is a closed form checked against the interval itself.
+      ``more_needed`` is ``None`` when the rate equals the target (no sample size settles it)
+      or when more than :data:`MORE_NEEDED_CAP` responses would be needed. With ``n == 0``
+      it is :func:`planning_sample_size` (a planning figure from the target alone).
+    """
+    if not 0.0 < target <= 1.0:
+        raise ValueError(f"target must be in (0, 1], not {target}")
+    low, high = wilson_interval(satisfied, n, confidence)
+    found = _judge(low, high, target)
+    if found is not Verdict.INCONCLUSIVE:
+        return VerdictResult(found)
+    if n == 0:
+        return VerdictResult(Verdict.INCONCLUSIVE, planning_sample_size(target, confidence))
+    rate = satisfied / n
+    if rate == target:
+        return VerdictResult(Verdict.INCONCLUSIVE, None)
+    z = _z(confidence)
+
+    def settled(total: int) -> bool:
+        lo, hi = _wilson(rate * total, total, z)
+        return _judge(lo, hi, target) is not Verdict.INCONCLUSIVE
+
+    estimate = z * z * target * (1.0 - target) / ((rate - target) ** 2)
+    if estimate - n > MORE_NEEDED_CAP + 2:
+        return VerdictResult(Verdict.INCONCLUSIVE, None)
+    total = max(n + 1, math.ceil(estimate))
+    while total > n + 1 and settled(total - 1):
+        total -= 1
+    while not settled(total):
+        total += 1
+    more = total - n
+    return VerdictResult(Verdict.INCONCLUSIVE, more if more <= MORE_NEEDED_CAP else None)
+
+
+@dataclass(frozen=True, slots=True)
+class TwoProportionTest:
+    """Pooled two-proportion z test of period 2 against period 1.
+
+    ``z`` is positive when the rate rose; ``p_increase`` is the one-sided p-value for
+    "rate 2 > rate 1", ``p_two_sided`` the two-sided one.
+    """
+
+    rate1: float
+    rate2: float
+    z: float
+    p_increase: float
+    p_two_sided: float
+
+
+def two_proportion_test(s1: float, n1: int, s2: float, n2: int) -> TwoProportionTest:
+    """Pooled z test comparing ``s2/n2`` (this period) with ``s1/n1`` (the previous one).
+
+    Same statistic as ``statsmodels.stats.proportion.proportions_ztest`` with pooled variance.
+    When every answer in both periods is the same (pooled rate 0 or 1) there is no variation:
+    ``z`` is 0 and the p-values are 0.5 and 1.0. Counts may be fractional (projections).
+    Raises ``ValueError`` when a period is empty or a count is impossible.
+    """
+    _check_counts(s1, n1)
+    _check_counts(s2, n2)
+    if n1 == 0 or n2 == 0:
+        raise ValueError("both periods need at least one response")
+    return _ztest(s1, n1, s2, n2)
+
+
+def _ztest(s1: float, n1: int, s2: float, n2: int) -> TwoProportionTest:
+    rate1, rate2 = s1 / n1, s2 / n2
+    pooled = (s1 + s2) / (n1 + n2)
+    var = pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)
+    z = 0.0 if var <= 0.0 else (rate2 - rate1) / math.sqrt(var)
+    p_increase = 0.5 * math.erfc(z / math.sqrt(2.0))
+    p_two = min(1.0, math.erfc(abs(z) / math.sqrt(2.0)))
+    return TwoProportionTest(rate1, rate2, z, p_increase, p_two)
+
+
+def increase_verdict(
+    s1: float, n1: int, s2: float, n2: int, alpha: float = DEFAULT_ALPHA
+) -> VerdictResult:
+    """Judge a "显著提高" target: has the satisfied share risen significantly from period 1
+    (``s1``/``n1``, e.g. last year) to period 2 (``s2``/``n2``)?
+
+    - ``met``: the one-sided pooled z test gives ``p < alpha`` (5%);
+    - ``not_met``: the rate did not rise at all (``rate2 ≤ rate1``);
+    - ``inconclusive`` otherwise (or when a period has no responses), with ``more_needed``:
+      the fewest further period-2 responses at the current period-2 rate that would make the
+      rise significant, ``None`` if more than :data:`MORE_NEEDED_CAP` (period 1 is fixed, so
+      a small rise over a small baseline may never become significant) or a period is empty.
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be between 0 and 1, not {alpha}")
+    if n1 == 0 or n2 == 0:
+        _check_counts(s1, n1)
+        _check_counts(s2, n2)
+        return VerdictResult(Verdict.INCONCLUSIVE, None)
+    test = two_proportion_test(s1, n1, s2, n2)
+    if test.p_increase < alpha:
+        return VerdictResult(Verdict.MET)
+    if test.rate2 <= test.rate1:
+        return VerdictResult(Verdict.NOT_MET)
+    rate2 = test.rate2
+
+    def significant(more: int) -> bool:
+        total = n2 + more
+        return _ztest(s1, n1, rate2 * total, total).p_increase < alpha
+
+    if not significant(MORE_NEEDED_CAP):
+        return VerdictResult(Verdict.INCONCLUSIVE, None)
+    low, high = 0, 1  # significant(high), not significant(low)
+    while not significant(high):
+        low, high = high, min(high * 2, MORE_NEEDED_CAP)
+    while high - low > 1:
+        mid = (low + high) // 2
+        if significant(mid):
+            high = mid
+        else:
+            low = mid
+    return VerdictResult(Verdict.INCONCLUSIVE, high)
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorResult:
+    """One indicator's figures, as in the results JSON (rates are fractions).
+
+    ``rate`` is ``None`` when ``n == 0``. ``target`` is ``None`` for a "显著提高" indicator
+    (``target_kind == "increase"``); its verdict then comes from the comparison with the
+    baseline period, whose figures and one-sided p-value are included.
+    """
+
+    code: str
+    n: int
+    satisfied: int
+    rate: float | None
+    ci_low: float
+    ci_high: float
+    target: float | None
+    target_kind: str
+    verdict: Verdict
+    more_needed: int | None
+    baseline_n: int | None = None
+    baseline_satisfied: int | None = None
+    p_value: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of ``GET /api/v1/surveys/{survey}/results`` (without ``title``,
+        which the caller localizes)."""
+        return {
+            "code": self.code,
+            "n": self.n,
+            "satisfied": self.satisfied,
+            "rate": self.rate,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "target": self.target,
+            "target_kind": self.target_kind,
+            "verdict": str(self.verdict),
+            "more_needed": self.more_needed,
+            "baseline_n": self.baseline_n,
+            "baseline_satisfied": self.baseline_satisfied,
+            "p_value": self.p_value,
+        }
+
+
+def indicator_result(
+    code: str,
+    satisfied: int,
+    n: int,
+    target: float | None,
+    *,
+    baseline: tuple[int, int] | None = None,
+    confidence: float = 0.95,
+    alpha: float = DEFAULT_ALPHA,
+) -> IndicatorResult:
+    """Figures and verdict for one indicator.
+
+    With a numeric ``target`` the verdict comes from :func:`verdict`. With ``target=None``
+    (a "显著提高" indicator) it comes from :func:`increase_verdict` against ``baseline``
+    ``(satisfied, n)`` of the previous period; without a baseline it is ``inconclusive``.
+    """
+    low, high = wilson_interval(satisfied, n, confidence)
+    rate = satisfied / n if n else None
+    if target is not None:
+        judged = verdict(satisfied, n, target, confidence)
+        return IndicatorResult(
+            code, n, satisfied, rate, low, high, target, "rate", judged.verdict, judged.more_needed
+        )
+    if baseline is None:
+        return IndicatorResult(
+            code, n, satisfied, rate, low, high, None, "increase", Verdict.INCONCLUSIVE, None
+        )
+    s1, n1 = baseline
+    judged = increase_verdict(s1, n1, satisfied, n, alpha)
+    p_value = two_proportion_test(s1, n1, satisfied, n).p_increase if n1 and n else None
+    return IndicatorResult(
+        code,
+        n,
+        satisfied,
+        rate,
+        low,
+        high,
+        None,
+        "increase",
+        judged.verdict,
+        judged.more_needed,
+        n1,
+        s1,
+        p_value,
+    )
+
+
+def tally(indicator: Indicator, responses: Iterable[Mapping[str, Any]]) -> tuple[int, int]:
+    """``(satisfied, n)`` for an indicator over stored responses (``{question code: value}``).
+
+    Every answer to one of the indicator's questions is one observation; skipped questions
+    (absent or ``None``) are not counted.
+    """
+    satisfied = n = 0
+    wanted = set(indicator.satisfied)
+    for answers in responses:
+        for code in indicator.questions:
+            value = answers.get(code)
+            if isinstance(value, str):
+                n += 1
+                satisfied += value in wanted
+    return satisfied, n
+
+
+def level_counts(question_code: str, responses: Iterable[Mapping[str, Any]]) -> Counter[str]:
+    """How many responses chose each option of a single-choice or scale question."""
+    counts: Counter[str] = Counter()
+    for answers in responses:
+        value = answers.get(question_code)
+        if isinstance(value, str):
+            counts[value] += 1
+    return counts
+
+
+def survey_results(
+    survey: Survey,
+    responses: Sequence[Mapping[str, Any]],
+    *,
+    baselines: Mapping[str, tuple[int, int]] | None = None,
+    confidence: float = 0.95,
+) -> list[IndicatorResult]:
+    """:func:`indicator_result` for every indicator of ``survey`` over ``responses``;
+    ``baselines`` gives ``(satisfied, n)`` of the previous period per "increase" indicator."""
+    results = []
+    for indicator in survey.indicators:
+        satisfied, n = tally(indicator, responses)
+        baseline = (baselines or {}).get(indicator.code)
+        results.append(
+            indicator_result(
+                indicator.code,
+                satisfied,
+                n,
+                indicator.target,
+                baseline=baseline,
+                confidence=confidence,
+            )
+        )
+    return results
+
+
+def weighted_index(counts: Mapping[str, int]) -> float | None:
+    """The 好差评 weighted index: mean of 100/80/60/40/20 points for 非常满意 … 非常不满意
+    over ``{level code: count}`` (codes as in :data:`surveys.schema.SCALE_CODES`); ``None``
+    with no answers. Raises ``ValueError`` for an unknown level or a negative count."""
+    total = points = 0
+    for level, count in counts.items():
+        if level not in SCALE_WEIGHTS:
+            raise ValueError(f"{level!r} is not a 好差评 level")
+        if count < 0:
+            raise ValueError(f"negative count for {level!r}")
+        total += count
+        points += SCALE_WEIGHTS[level] * count
+    return points / total if total else None
+
+
+# --------------------------------------------------------------------------------------------
+# 民主测评
+
+
+_GRADE_DIGITS = 6
+"""Scores are rounded to this many decimals before grading, so that floating-point noise in
+a weighted sum (89.99999999999999 for an exact 90) cannot change a grade."""
+
+
+class Grade(StrEnum):
+    """考核等次. Bands (第十六条): ``[90, ∞)`` 优秀, ``[80, 90)`` 良好/称职, ``[60, 80)``
+    一般/基本称职, below 60 较差/不称职.
+
+    The source writes the bands in whole points (80–89, 60–79, 59 及以下); a fractional score
+    belongs to the band whose lower bound it reaches, so 89.5 is 良好, 79.99 is 一般 and 59.5 is
+    较差. Scores are not rounded to whole points first.
+    """
+
+    EXCELLENT = "excellent"
+    GOOD = "good"
+    FAIR = "fair"
+    POOR = "poor"
+
+    @property
+    def zh(self) -> str:
+        """The grade as written for a leadership team: 优秀 / 良好 / 一般 / 较差."""
+        return {"excellent": "优秀", "good": "良好", "fair": "一般", "poor": "较差"}[self.value]
+
+    @property
+    def zh_person(self) -> str:
+        """The grade as written for a cadre: 优秀 / 称职 / 基本称职 / 不称职."""
+        return {"excellent": "优秀", "good": "称职", "fair": "基本称职", "poor": "不称职"}[
+            self.value
+        ]
+
+
+BALLOT_POINTS: Mapping[str, int] = {"excellent": 100, "good": 80, "fair": 60, "poor": 40}
+"""Points per ballot: 优秀 100, 良好(称职) 80, 一般(基本称职) 60, 较差(不称职) 40."""
+
+
+def ballot_score(excellent: int, good: int, fair: int, poor: int) -> float | None:
+    """民主测评 score: ``(优秀×100 + 良好×80 + 一般×60 + 较差×40) / valid ballots``.
+
+    Blank ballots are not valid ballots and are simply not passed in. ``None`` when there is
+    no valid ballot. Raises ``ValueError`` for a negative count.
+    """
+    counts = (excellent, good, fair, poor)
+    if any(c < 0 for c in counts):
+        raise ValueError("ballot counts must not be negative")
+    valid = sum(counts)
+    if valid == 0:
+        return None
+    return (excellent * 100 + good * 80 + fair * 60 + poor * 40) / valid
+
+
+def grade(score: float) -> Grade:
+    """The 等次 of a score; see :class:`Grade` for the bands and boundaries."""
+    value = round(score, _GRADE_DIGITS)
+    if value >= 90:
+        return Grade.EXCELLENT
+    if value >= 80:
+        return Grade.GOOD
+    if value >= 60:
+        return Grade.FAIR
+    return Grade.POOR
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaCheck:
+    """Result of the 30% rule: at most 30% of those evaluated may score 90 or more."""
+
+    ok: bool
+    evaluated: int
+    excellent: int
+    allowed: int
+    over: int
+
+
+def check_excellent_quota(scores: Sequence[float], share: float = 0.30) -> QuotaCheck:
+    """Check "90 分以上的人数不超过被考评干部总数的 30%".
+
+    ``allowed`` is ``floor(30% × evaluated)`` (10 people → 3, 9 → 2, 3 → 0); ``over`` is how
+    many scores of 90 or more exceed it.
+    """
+    evaluated = len(scores)
+    excellent = sum(1 for s in scores if grade(s) is Grade.EXCELLENT)
+    allowed = math.floor(round(share * evaluated, 9))
+    over = max(0, excellent - allowed)
+    return QuotaCheck(over == 0, evaluated, excellent, allowed, over)
+
+
+COMPONENT_LABELS: Mapping[str, str] = {
+    "half_year": "半年考核",
+    "democratic": "民主测评",
+    "supervising_leader": "分管县级领导评价",
+    "four_teams": "“四套班子”主要领导评价",
+    "unit_head": "单位主要负责人评价",
+    "inspection_team": "考核组评价",
+    "unit_performance": "单位绩效考核",
+}
+"""Chinese names of the composite components."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompositeScheme:
+    """Weights (in percent, summing to 100) of the parts of a 综合得分."""
+
+    code: str
+    title: str
+    percent: Mapping[str, int]
+
+    def __post_init__(self) -> None:
+        if sum(self.percent.values()) != 100:
+            raise ValueError(f"weights of {self.code} sum to {sum(self.percent.values())}%")
+        unknown = set(self.percent) - set(COMPONENT_LABELS)
+        if unknown:
+            raise ValueError(f"unknown components {sorted(unknown)}")
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """Weights as fractions (they sum to 1)."""
+        return {part: pct / 100 for part, pct in self.percent.items()}
+
+
+HALF_YEAR_CHIEF = CompositeScheme(
+    "half_year_chief",
+    "半年考核（领导班子和班子正职）",
+    {"democratic": 40, "supervising_leader": 20, "four_teams": 20, "inspection_team": 20},
+)
+HALF_YEAR_DEPUTY = CompositeScheme(
+    "half_year_deputy",
+    "半年考核（领导班子副职）",
+    {"democratic": 40, "supervising_leader": 20, "unit_head": 20, "inspection_team": 20},
+)
+ANNUAL_CHIEF = CompositeScheme(
+    "annual_chief",
+    "年度考核（领导班子和班子正职）",
+    {
+        "half_year": 20,
+        "democratic": 10,
+        "supervising_leader": 10,
+        "four_teams": 10,
+        "inspection_team": 10,
+        "unit_performance": 40,
+    },
+)
+ANNUAL_DEPUTY = CompositeScheme(
+    "annual_deputy",
+    "年度考核（领导班子副职）",
+    {
+        "half_year": 20,
+        "democratic": 10,
+        "supervising_leader": 10,
+        "unit_head": 10,
+        "inspection_team": 10,
+        "unit_performance": 40,
+    },
+)
+ANNUAL_NOT_IN_PERFORMANCE = CompositeScheme(
+    "annual_not_in_performance",
+    "未列入绩效考核的单位及干部",
+    {"half_year": 40, "democratic": 20, "supervising_leader": 25, "inspection_team": 15},
+)
+SCHEMES: Mapping[str, CompositeScheme] = {
+    s.code: s
+    for s in (
+        HALF_YEAR_CHIEF,
+        HALF_YEAR_DEPUTY,
+        ANNUAL_CHIEF,
+        ANNUAL_DEPUTY,
+        ANNUAL_NOT_IN_PERFORMANCE,
+    )
+}
+"""The composite schemes of the 考核实施办法, by code."""
+
+
+def composite_score(scheme: CompositeScheme, parts: Mapping[str, float]) -> float:
+    """Weighted 综合得分 from one score (0–100) per component of ``scheme``.
+
+    Raises ``ValueError`` when a component is missing, unexpected or out of range.
+    """
+    missing = set(scheme.percent) - set(parts)
+    extra = set(parts) - set(scheme.percent)
+    if missing or extra:
+        raise ValueError(
+            f"{scheme.code} needs {sorted(scheme.percent)}; missing "
+            f"{sorted(missing)}, unexpected {sorted(extra)}"
+        )
+    for part, score in parts.items():
+        if not 0 <= score <= 100:
+            raise ValueError(f"{part} score {score} is outside 0–100")
+    return math.fsum(scheme.percent[part] * parts[part] for part in scheme.percent) / 100
+
+
+def adjustment_points(
+    national: int = 0, provincial: int = 0, city: int = 0, district: int = 0, deductions: int = 0
+) -> float:
+    """加减分 (第十五条): +3 / +2 / +1 / +0.5 per national, provincial (省部级), city (地市级) or
+    district (西夏区) commendation; −0.5 per deduction item. Add the result to the composite."""
+    counts = (national, provincial, city, district, deductions)
+    if any(c < 0 for c in counts):
+        raise ValueError("counts must not be negative")
+    return 3 * national + 2 * provincial + city + 0.5 * district - 0.5 * deductions

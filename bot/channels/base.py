@@ -1,0 +1,154 @@
+"""Channel-agnostic message types, the numbered-options fallback and a collecting channel.
+
+A channel adapter (Telegram, WeCom, console) turns each inbound platform event into one
+:class:`Inbound` and hands it to the dialog runtime, which answers with :class:`Reply` values.
+The adapter renders them: inline keyboards where the platform has buttons, numbered options
+(:func:`render_numbered`) where it does not. Adapters hold no business rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+__all__ = [
+    "Button",
+    "ChannelCapabilities",
+    "CollectingChannel",
+    "Inbound",
+    "Link",
+    "OutputChannel",
+    "Reply",
+    "ReplyKind",
+    "render_numbered",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """A button: the ``label`` people see and the opaque ``payload`` sent back when pressed.
+
+    Payloads are at most 64 bytes (Telegram's limit for callback data).
+    """
+
+    label: str
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A link shown under a message (URL button on Telegram, a line of text elsewhere)."""
+
+    label: str
+    url: str
+
+
+ReplyKind = Literal["send", "edit_source"]
+"""``send`` a new message, or ``edit_source``: replace the message whose button was pressed
+(its keyboard disappears). Channels that cannot edit send ``edit_source`` replies as text."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One outbound message of a dialog step.
+
+    Attributes:
+        text: Plain text (no markup); the adapter escapes it as its platform needs.
+        buttons: Rows of buttons (one button per row reads best on phones).
+        links: Links shown with the message.
+        kind: ``send`` or ``edit_source`` (see :data:`ReplyKind`).
+    """
+
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    links: tuple[Link, ...] = ()
+    kind: ReplyKind = "send"
+
+    @property
+    def flat_buttons(self) -> list[Button]:
+        """The buttons in reading order (row by row)."""
+        return [button for row in self.buttons for button in row]
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One inbound event from a person on a channel.
+
+    Attributes:
+        channel: ``telegram``, ``wecom``, ``console``…
+        external_id: The person's id on that channel (Telegram user id as a string).
+        chat_id: Where to answer (the private chat or group), as a string.
+        text: What the person typed (commands included: ``/bind CODE``), or ``None``.
+        payload: The payload of a pressed button, or ``None``.
+        language: The client's language tag (Telegram ``language_code`` such as ``zh-hans``).
+        event_id: The platform's id of the event (``update_id``, ``MsgId``) for deduplication;
+            ``None`` when the channel has none (console).
+        source_message_id: For a button press, the platform id of the message that carried the
+            button (so ``edit_source`` replies can replace it).
+        bare_commands: Whether command words count without a leading slash (``help`` as well
+            as ``/help``), as on WeCom and the console.
+    """
+
+    channel: str
+    external_id: str
+    chat_id: str
+    text: str | None = None
+    payload: str | None = None
+    language: str | None = None
+    event_id: str | None = None
+    source_message_id: str | None = None
+    bare_commands: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelCapabilities:
+    """What a channel can render; the runtime does not depend on it, renderers do."""
+
+    buttons: bool = True
+    edit: bool = True
+
+
+def render_numbered(reply: Reply, *, start: int = 1) -> str:
+    """Render a reply for a channel without buttons: text, then ``1. label`` lines, then links.
+
+    People answer by typing the number; the runtime maps it to the button's payload because it
+    keeps the payloads of the last buttons shown in the conversation state.
+    """
+    lines = [reply.text] if reply.text else []
+    for number, button in enumerate(reply.flat_buttons, start=start):
+        lines.append(f"{number}. {button.label}")
+    for link in reply.links:
+        lines.append(f"{link.label}: {link.url}")
+    return "\n".join(lines)
+
+
+class OutputChannel(Protocol):
+    """Something that delivers replies to one chat."""
+
+    async def deliver(self, chat_id: str, replies: Sequence[Reply]) -> None:
+        """Render and send ``replies`` to ``chat_id``."""
+        ...
+
+
+@dataclass
+class CollectingChannel:
+    """An output channel that keeps every reply (for tests), with numbered rendering."""
+
+    replies: list[tuple[str, Reply]] = field(default_factory=list)
+
+    async def deliver(self, chat_id: str, replies: Sequence[Reply]) -> None:
+        """Record ``replies`` for ``chat_id``."""
+        self.replies.extend((chat_id, reply) for reply in replies)
+
+    def texts(self, chat_id: str | None = None) -> list[str]:
+        """Rendered texts (numbered options included), oldest first."""
+        return [
+            render_numbered(reply)
+            for chat, reply in self.replies
+            if chat_id is None or chat == chat_id
+        ]
+
+    def last(self) -> Reply:
+        """The most recent reply (``IndexError`` if none)."""
+        return self.replies[-1][1]

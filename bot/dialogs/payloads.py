@@ -1,0 +1,67 @@
+"""Signed, versioned button payloads (at most 64 bytes, Telegram's callback-data limit).
+
+A payload reads ``<version>.<action>.<arg>.<mac>``: ``version`` is the conversation version
+the button was drawn for (a later step makes it stale), ``action`` one letter, ``arg`` a short
+argument, and ``mac`` a truncated HMAC-SHA256 over the person's channel id and the rest, so a
+forged payload, or one pressed by somebody else in a group, is rejected.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+
+__all__ = ["MAX_PAYLOAD_BYTES", "ButtonPayload", "PayloadError", "sign", "verify"]
+
+MAX_PAYLOAD_BYTES = 64
+_MAC_CHARS = 10
+_ARG_RE = re.compile(r"[A-Za-z0-9_-]{0,32}")
+_ACTION_RE = re.compile(r"[a-z]")
+
+
+class PayloadError(ValueError):
+    """A payload that is malformed or whose signature does not match."""
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonPayload:
+    """A verified payload: the conversation ``version``, the ``action`` letter and ``arg``."""
+
+    version: int
+    action: str
+    arg: str
+
+
+def _mac(secret: bytes, owner: str, body: str) -> str:
+    digest = hmac.new(secret, f"{owner}|{body}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii")[:_MAC_CHARS]
+
+
+def sign(secret: bytes, owner: str, version: int, action: str, arg: str = "") -> str:
+    """The payload of a button for ``owner`` (``"<channel>:<external id>"``)."""
+    if not _ACTION_RE.fullmatch(action) or not _ARG_RE.fullmatch(arg):
+        raise ValueError(f"bad button action/arg: {action!r} {arg!r}")
+    body = f"{version:x}.{action}.{arg}"
+    payload = f"{body}.{_mac(secret, owner, body)}"
+    if len(payload.encode("ascii")) > MAX_PAYLOAD_BYTES:
+        raise ValueError("button payload over 64 bytes")
+    return payload
+
+
+def verify(secret: bytes, owner: str, payload: str) -> ButtonPayload:
+    """Check a payload pressed by ``owner``; raise :class:`PayloadError` if it is not ours."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadError("too long")
+    body, _, mac = payload.rpartition(".")
+    parts = body.split(".")
+    if len(parts) != 3 or not hmac.compare_digest(mac, _mac(secret, owner, body)):
+        raise PayloadError("bad signature")
+    version_hex, action, arg = parts
+    try:
+        version = int(version_hex, 16)
+    except ValueError:
+        raise PayloadError("bad version") from None
+    return ButtonPayload(version, action, arg)

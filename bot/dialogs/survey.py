@@ -1,0 +1,313 @@
+"""Taking a survey in chat: one question per message.
+
+After an answer the question message is replaced by the question and the chosen option, with
+no keyboard, and the next question follows in a new message. Choice questions are answered with
+buttons (or, on channels without buttons, by typing the option's number); ``multiple`` questions
+toggle options and finish with *Done*; optional questions can be skipped; ``text`` questions
+take the next message. The completed response is stored through
+:func:`surveys.service.submit_response`, the same storage as the mobile page, under a keyed
+pseudonym of the chat account — raw chat ids are never stored with answers.
+
+State (JSON in the conversation row): ``s`` survey code, ``tw`` township code or null, ``a``
+answers so far, ``m`` option indexes ticked on the current ``multiple`` question.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.dialogs.runtime import BAD_BUTTON, STALE_BUTTON, DialogRuntime, Step
+from storage.models import Township
+from surveys.engine import ErrorCode, next_question, progress, validate_answer
+from surveys.schema import Question, Survey, localized
+
+__all__ = ["SurveyFlow", "install", "respondent_for", "start_survey"]
+
+log = logging.getLogger(__name__)
+
+FLOW = "survey"
+
+
+def respondent_for(secret: bytes, channel: str, external_id: str) -> str:
+    """The respondent pseudonym of a chat account (what is stored with its answers)."""
+    from surveys.service import pseudonym
+
+    return pseudonym(secret, "chat", f"{channel}:{external_id}")
+
+
+class SurveyFlow:
+    """The survey conversation over a catalog of survey definitions."""
+
+    name = FLOW
+
+    def __init__(self, catalog: Mapping[str, Survey]) -> None:
+        self.catalog = catalog
+
+    # ------------------------------------------------------------------ Flow protocol
+
+    def title(self, step: Step) -> str:
+        """The survey's title."""
+        survey = self.catalog.get(step.state.get("s", ""))
+        return localized(survey.title, step.locale) if survey else ""
+
+    async def on_text(self, step: Step, text: str) -> None:
+        """Answer a free-text question, or explain how to answer a choice question."""
+        survey, question = self._current(step)
+        if survey is None or question is None:
+            step.end()
+            step.say(step._("Send /survey to take a survey, or /help to see what I can do."))
+            return
+        if question.type != "text":
+            step.say(step._("Please tap one of the options above, or type its number."))
+            return
+        error = validate_answer(question, text)
+        if error is not None:
+            if error.code == ErrorCode.TOO_LONG:
+                step.say(
+                    step._(
+                        "Please keep it under {max_length} characters (yours has {length}).",
+                        **error.params,
+                    )
+                )
+            else:
+                step.say(step._("Please type your answer."))
+            return
+        self._record(step, question, text.strip())
+        await self._advance(step, survey)
+
+    async def on_button(self, step: Step, action: str, arg: str) -> None:
+        """Handle an answer (``a``), toggle (``t``), done (``d``) or skip (``s``) button."""
+        survey, question = self._current(step)
+        if survey is None or question is None:
+            step.end()
+            step.say(step._(STALE_BUTTON))
+            return
+        header = self._header(step, survey)
+        qtext = header + localized(question.text, step.locale)
+        if action == "a" and question.type in ("single", "scale"):
+            option = _option_at(question, arg)
+            if option is None:
+                step.say(step._(BAD_BUTTON))
+                return
+            self._record(step, question, option.code)
+            step.say(f"{qtext}\n✓ {localized(option.label, step.locale)}", kind="edit_source")
+            await self._advance(step, survey)
+        elif action == "t" and question.type == "multiple":
+            if _option_at(question, arg) is None:
+                step.say(step._(BAD_BUTTON))
+                return
+            ticked = set(step.state.get("m", []))
+            ticked ^= {int(arg)}
+            step.update(m=sorted(ticked))
+            self._ask(step, survey, question, kind="edit_source")
+        elif action == "d" and question.type == "multiple":
+            ticked = sorted(step.state.get("m", []))
+            if not ticked and question.required:
+                step.say(step._("Please choose at least one option."))
+                return
+            codes = [question.options[i].code for i in ticked]
+            self._record(step, question, codes or None)
+            labels = "、".join(localized(question.options[i].label, step.locale) for i in ticked)
+            skipped = step._("(skipped)")
+            step.say(f"{qtext}\n✓ {labels or skipped}", kind="edit_source")
+            await self._advance(step, survey)
+        elif action == "s" and not question.required:
+            self._record(step, question, None)
+            skipped = step._("(skipped)")
+            step.say(f"{qtext}\n✓ {skipped}", kind="edit_source")
+            await self._advance(step, survey)
+        else:
+            step.say(step._(BAD_BUTTON))
+
+    async def prompt(self, step: Step) -> None:
+        """Ask the current question again."""
+        survey, question = self._current(step)
+        if survey is None or question is None:
+            step.end()
+            return
+        self._ask(step, survey, question)
+
+    async def restart(self, step: Step) -> None:
+        """Forget the answers and start from the first question."""
+        survey = self.catalog.get(step.state.get("s", ""))
+        if survey is None:
+            step.end()
+            return
+        step.update(a={}, m=[])
+        await self._advance(step, survey)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _current(self, step: Step) -> tuple[Survey | None, Question | None]:
+        survey = self.catalog.get(step.state.get("s", ""))
+        if survey is None:
+            return None, None
+        return survey, next_question(survey, step.state.get("a", {}))
+
+    def _header(self, step: Step, survey: Survey) -> str:
+        done, total = progress(survey, step.state.get("a", {}))
+        return f"({min(done + 1, total)}/{total}) "
+
+    def _record(self, step: Step, question: Question, value: Any) -> None:
+        answers = dict(step.state.get("a", {}))
+        answers[question.code] = value
+        step.update(a=answers, m=[])
+
+    def _ask(self, step: Step, survey: Survey, question: Question, kind: str = "send") -> None:
+        text = self._header(step, survey) + localized(question.text, step.locale)
+        rows: list[list[Any]] = []
+        if question.type in ("single", "scale"):
+            rows = [
+                [step.button(localized(o.label, step.locale), "a", str(i))]
+                for i, o in enumerate(question.options)
+            ]
+            if not question.required:
+                rows.append([step.button(step._("Skip"), "s")])
+        elif question.type == "multiple":
+            ticked = set(step.state.get("m", []))
+            rows = [
+                [
+                    step.button(
+                        ("✅ " if i in ticked else "") + localized(o.label, step.locale),
+                        "t",
+                        str(i),
+                    )
+                ]
+                for i, o in enumerate(question.options)
+            ]
+            rows.append([step.button(step._("Done"), "d")])
+            text += "\n" + step._("Choose any number, then press Done.")
+        else:
+            text += "\n" + step._("Please type your answer.")
+            if not question.required:
+                rows.append([step.button(step._("Skip"), "s")])
+        step.say(text, rows, kind=kind)  # type: ignore[arg-type]
+
+    async def _advance(self, step: Step, survey: Survey) -> None:
+        answers = step.state.get("a", {})
+        question = next_question(survey, answers)
+        if question is not None:
+            self._ask(step, survey, question)
+            return
+        await self._complete(step, survey, answers)
+
+    async def _complete(self, step: Step, survey: Survey, answers: Mapping[str, Any]) -> None:
+        from surveys.service import AlreadyAnswered, SubmitError, SurveyClosed, submit_response
+
+        township = step.state.get("tw")
+        step.end()
+        try:
+            await submit_response(
+                step.session,
+                survey,
+                answers,
+                respondent=respondent_for(
+                    step.runtime.secret, step.inbound.channel, step.inbound.external_id
+                ),
+                channel=step.inbound.channel,
+                township_code=township,
+                locale=step.locale,
+                now=step.now,
+            )
+        except AlreadyAnswered:
+            step.say(step._("You have already answered this survey. Thank you!"))
+            return
+        except SurveyClosed:
+            step.say(step._("Sorry, this survey has closed, so your answers were not counted."))
+            return
+        except SubmitError as exc:
+            log.warning("chat survey answers refused", extra={"code": getattr(exc, "code", "")})
+            step.say(step._("Sorry, your answers could not be saved. Send /survey to try again."))
+            return
+        step.say(step._("Thank you! Your answers have been recorded."))
+
+
+def _option_at(question: Question, arg: str) -> Any:
+    if not arg.isdigit() or int(arg) >= len(question.options):
+        return None
+    return question.options[int(arg)]
+
+
+async def start_survey(step: Step, code: str, township: str | None = None) -> None:
+    """Open survey ``code`` for the person of ``step`` (checking it is open and unanswered)."""
+    from surveys.service import survey_is_open
+
+    flow = step.runtime.flows[FLOW]
+    assert isinstance(flow, SurveyFlow)
+    survey = flow.catalog.get(code)
+    if survey is None:
+        step.say(step._("Sorry, I do not know that survey. Send /survey to see the open ones."))
+        return
+    if not await survey_is_open(step.session, code, step.now):
+        step.say(step._("Sorry, this survey is not open."))
+        return
+    if await _already_answered(step, code):
+        step.say(step._("You have already answered this survey. Thank you!"))
+        return
+    if township is not None:
+        found = (
+            await step.session.execute(select(Township.code).where(Township.code == township))
+        ).scalar_one_or_none()
+        township = found
+    step.begin(FLOW, {"s": code, "tw": township, "a": {}, "m": []})
+    step.say(f"{localized(survey.title, step.locale)}\n\n{localized(survey.intro, step.locale)}")
+    await flow._advance(step, survey)
+
+
+async def _already_answered(step: Step, code: str) -> bool:
+    from storage.models_surveys import SurveyResponse
+
+    respondent = respondent_for(step.runtime.secret, step.inbound.channel, step.inbound.external_id)
+    found = (
+        await step.session.execute(
+            select(SurveyResponse.id).where(
+                SurveyResponse.survey == code, SurveyResponse.respondent == respondent
+            )
+        )
+    ).first()
+    return found is not None
+
+
+async def _cmd_survey(step: Step, args: str) -> None:
+    code = args.strip()
+    if code:
+        await start_survey(step, code)
+        return
+    from surveys.service import survey_is_open
+
+    flow = step.runtime.flows[FLOW]
+    assert isinstance(flow, SurveyFlow)
+    open_surveys = [
+        s for s in flow.catalog.values() if await survey_is_open(step.session, s.code, step.now)
+    ]
+    if not open_surveys:
+        step.say(step._("There is no open survey at the moment. Thank you for your interest!"))
+        return
+    if len(open_surveys) == 1:
+        await start_survey(step, open_surveys[0].code)
+        return
+    step.say(
+        step._("Which survey would you like to take?"),
+        [[step.button(localized(s.title, step.locale), "o", s.code)] for s in open_surveys],
+    )
+
+
+async def _act_open(step: Step, code: str) -> None:
+    await start_survey(step, code)
+
+
+async def _start_survey_link(step: Step, rest: str) -> None:
+    code, _, township = rest.partition("_")
+    await start_survey(step, code, township or None)
+
+
+def install(runtime: DialogRuntime, catalog: Mapping[str, Survey]) -> None:
+    """Register the survey flow, ``/survey``, the ``s_`` deep link and survey-picker buttons."""
+    runtime.add_flow(SurveyFlow(catalog))
+    runtime.add_command("survey", _cmd_survey)
+    runtime.add_start_payload("s", _start_survey_link)
+    runtime.add_action("o", _act_open)

@@ -67,4 +67,10 @@ def create_app(settings: Settings) -> web.Application:
 
 def _feature_setups() -> list:  # type: ignore[type-arg]
     setups = []
+    from surveys.api import setup as surveys_setup
+
+    setups.append(surveys_setup)
+    from bot.channels import setup as chat_setup
+
+    setups.append(chat_setup)
     return setups

@@ -10,6 +10,14 @@ from storage import seed as core_seed
 async def seed_catalog(session: AsyncSession) -> core_seed.SeedReport:
     """Load the built-in catalog: units, both rotas, indicators (and surveys, once shipped)."""
     report = await core_seed.load_catalog(session)
+    from surveys.schema import load_catalog as load_surveys
+    from surveys.service import sync_catalog
+
+    created, updated = await sync_catalog(session, load_surveys())
+    if created:
+        report.created["survey_state"] = created
+    if updated:
+        report.updated["survey_state"] = updated
     return report
 
 

@@ -2,7 +2,8 @@
 
 from sqlmodel import SQLModel
 
-import storage.models  # noqa: F401
-import storage.models_dialogs  # noqa: F401
+import storage.models
+import storage.models_dialogs
+import storage.models_surveys  # noqa: F401
 
 metadata = SQLModel.metadata

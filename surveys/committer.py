@@ -1,0 +1,110 @@
+"""Group commit: store the submissions of concurrent HTTP requests in one transaction.
+
+Every request hands its :class:`~surveys.service.Submission` to :meth:`GroupCommitter.submit`
+and waits. A single worker takes everything queued so far, stores it with
+:func:`~surveys.service.submit_many` inside one transaction, commits once, and only then
+resolves each request's future. So a 2xx still means the response is durable, while a burst
+of N concurrent requests costs one commit instead of N. While one batch commits, the next one
+accumulates, so batches grow with load and stay at one item when the server is idle.
+
+If a batch hits a unique-constraint violation caused by a writer outside it (another process,
+or a chat dialog racing with the web page), it is rolled back and its items are retried one per
+transaction, so each gets its own correct outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from surveys.service import AlreadyAnswered, Submission, SubmitError, SubmitResult, submit_many
+
+log = logging.getLogger(__name__)
+
+Outcome = SubmitResult | SubmitError
+
+
+class GroupCommitter:
+    """Batches concurrent submissions into shared transactions (one worker task)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], max_batch: int = 500) -> None:
+        self._sessions = sessions
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[tuple[Submission, asyncio.Future[Outcome]]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.items = 0
+
+    def start(self) -> None:
+        """Start the worker task (inside a running event loop)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="survey-group-commit")
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop the worker."""
+        if self._task is None:
+            return
+        while not self._queue.empty():
+            await asyncio.sleep(0.01)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def submit(self, item: Submission) -> Outcome:
+        """Queue ``item`` and wait until it is committed (or refused)."""
+        if self._task is None or self._task.done():
+            raise RuntimeError("the group committer is not running")
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((item, future))
+        return await asyncio.shield(future)
+
+    async def _run(self) -> None:
+        while True:
+            first = await self._queue.get()
+            batch = [first]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._process(batch)
+
+    async def _process(self, batch: list[tuple[Submission, asyncio.Future[Outcome]]]) -> None:
+        items = [item for item, _ in batch]
+        outcomes: list[Outcome | Exception]
+        try:
+            outcomes = list(await self._store(items))
+        except IntegrityError:
+            outcomes: list[Outcome | Exception] = []
+            for item in items:
+                try:
+                    outcomes.extend(await self._store([item]))
+                except IntegrityError:
+                    outcomes.append(AlreadyAnswered())
+                except Exception as exc:
+                    outcomes.append(exc)
+        except Exception as exc:
+            log.exception("storing a batch of %d responses failed", len(items))
+            outcomes = [exc] * len(items)
+        self.batches += 1
+        self.items += len(items)
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, Exception) and not isinstance(outcome, SubmitError):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+    async def _store(self, items: list[Submission]) -> list[Outcome]:
+        for attempt in range(3):
+            try:
+                async with self._sessions() as session, session.begin():
+                    return await submit_many(session, items)
+            except OperationalError:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")

@@ -1,0 +1,1 @@
+"""Mobile (H5) survey pages: server-rendered templates and their stylesheet."""

@@ -1,0 +1,414 @@
+"""The mobile (H5) survey pages: ``GET/POST /s/{survey}`` and ``/s/{survey}/thanks``.
+
+Server-rendered, no JavaScript: a plain HTML form that posts back to the same URL, so it works
+in WeChat's in-app browser and on old phones. Follow-up questions (``show_if``) are hidden with
+CSS ``:has()`` where the browser supports it and otherwise shown with a note saying when to
+answer them; answers to questions that do not apply are dropped before validation. A failed
+validation re-renders the form with what the resident already answered and a message next to
+each question at fault. Each rendered form carries a random idempotency key, so pressing
+"submit" twice stores one response.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from bot.context import SESSIONS, SETTINGS
+from bot.i18n import N_, Translator
+from bot.web.errors import request_locale
+from surveys.engine import AnswerError, visible_questions
+from surveys.schema import Survey, localized
+from surveys.service import (
+    AlreadyAnswered,
+    InvalidAnswers,
+    SubmitResult,
+    SurveyClosed,
+    TokenInvalid,
+    TokenUsed,
+    invitation_hash,
+    state_is_open,
+)
+
+HERE = Path(__file__).resolve().parent
+H5_ENV = web.AppKey("survey_h5_env", jinja2.Environment)
+"""The Jinja2 environment of the mobile pages."""
+
+
+def make_env() -> jinja2.Environment:
+    """A Jinja2 environment for the pages (autoescaped, i18n extension, CSS inlined)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["inline_css"] = (HERE / "static" / "survey.css").read_text(encoding="utf-8")
+    return env
+
+
+def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    """Render a page in the request's locale."""
+    locale = context.pop("locale", None) or request_locale(request)
+    t = Translator(locale)
+    html = (
+        request.app[H5_ENV]
+        .get_template(template)
+        .render(
+            _=t._,
+            gettext=t._,
+            ngettext=t.ngettext,
+            locale=t.locale,
+            lang_attr=_lang_attr(t.locale),
+            **context,
+        )
+    )
+    return web.Response(
+        text=html,
+        status=status,
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def _lang_attr(locale: str) -> str:
+    return "zh-CN" if locale == "zh_CN" else locale
+
+
+def _page_locale(request: web.Request, form: MultiDictProxy[Any] | None = None) -> str:
+    if form is not None and form.get("lang"):
+        return Translator(str(form["lang"])).locale
+    return request_locale(request)
+
+
+def _message(
+    request: web.Request,
+    status: int,
+    title: str,
+    text: str,
+    survey: Survey | None = None,
+    locale: str | None = None,
+) -> web.Response:
+    locale = locale or request_locale(request)
+    t = Translator(locale)
+    return render(
+        request,
+        "message.html",
+        status=status,
+        locale=locale,
+        heading=t._(title),
+        text=t._(text),
+        survey_title=localized(survey.title, locale) if survey else "",
+    )
+
+
+async def _state_open(request: web.Request, code: str) -> bool:
+    from sqlalchemy import select
+
+    from storage.models_surveys import SurveyState
+    from surveys.api import utcnow
+
+    async with request.app[SESSIONS]() as session:
+        row = (
+            await session.execute(
+                select(SurveyState.status, SurveyState.opens_at, SurveyState.closes_at).where(
+                    SurveyState.code == code
+                )
+            )
+        ).one_or_none()
+    return row is not None and state_is_open(row.status, row.opens_at, row.closes_at, utcnow())
+
+
+async def _token_state(request: web.Request, survey: Survey, token: str) -> str:
+    """``ok``, ``used`` or ``invalid`` for an invitation token."""
+    from sqlalchemy import select
+
+    from storage.models_surveys import SurveyInvitation
+
+    digest = invitation_hash(request.app[SETTINGS].secret(), token)
+    async with request.app[SESSIONS]() as session:
+        row = (
+            await session.execute(
+                select(SurveyInvitation.survey, SurveyInvitation.used_at).where(
+                    SurveyInvitation.token_hash == digest
+                )
+            )
+        ).one_or_none()
+    if row is None or row.survey != survey.code:
+        return "invalid"
+    return "used" if row.used_at is not None else "ok"
+
+
+def _questions_view(
+    survey: Survey, locale: str, answers: dict[str, Any], errors: dict[str, str]
+) -> list[dict[str, Any]]:
+    items = []
+    numbers = {q.code: i for i, q in enumerate(survey.questions, start=1)}
+    for question in survey.questions:
+        value = answers.get(question.code)
+        chosen = set(value) if isinstance(value, list) else ({value} if value else set())
+        cond = None
+        if question.show_if is not None:
+            ref = survey.question(question.show_if.question)
+            labels = [
+                localized(opt.label, locale)
+                for opt in (ref.options if ref else ())
+                if opt.code in question.show_if.in_
+            ]
+            cond = {
+                "question": question.show_if.question,
+                "number": numbers.get(question.show_if.question, 0),
+                "options": question.show_if.in_,
+                "labels": labels,
+            }
+        items.append(
+            {
+                "code": question.code,
+                "number": numbers[question.code],
+                "type": question.type,
+                "text": localized(question.text, locale),
+                "required": question.required,
+                "max_length": question.max_length,
+                "options": [
+                    {
+                        "code": opt.code,
+                        "label": localized(opt.label, locale),
+                        "checked": opt.code in chosen,
+                    }
+                    for opt in question.options
+                ],
+                "value": value if isinstance(value, str) else "",
+                "error": errors.get(question.code),
+                "show_if": cond,
+            }
+        )
+    return items
+
+
+def _form_page(
+    request: web.Request,
+    survey: Survey,
+    *,
+    locale: str,
+    token: str,
+    src: str,
+    answers: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    idem: str | None = None,
+    status: int = 200,
+) -> web.Response:
+    errors = errors or {}
+    query = {k: v for k, v in (("t", token), ("src", src)) if v}
+    other = "en" if locale == "zh_CN" else "zh_CN"
+    return render(
+        request,
+        "form.html",
+        status=status,
+        locale=locale,
+        survey_code=survey.code,
+        title=localized(survey.title, locale),
+        intro=localized(survey.intro, locale),
+        questions=_questions_view(survey, locale, answers or {}, errors),
+        error_count=len(errors),
+        token=token,
+        src=src,
+        idem=idem or secrets.token_urlsafe(16),
+        action=f"/s/{survey.code}",
+        other_lang=other,
+        other_lang_url=f"/s/{survey.code}?" + urlencode({**query, "lang": other}),
+    )
+
+
+def _survey_or_404(request: web.Request) -> Survey | web.Response:
+    from surveys.api import SURVEYS
+
+    survey = request.app[SURVEYS].get(request.match_info["survey"])
+    if survey is None:
+        return _message(
+            request,
+            404,
+            N_("Survey not found"),
+            N_("Please check the link or scan the QR code again."),
+        )
+    return survey
+
+
+def _clean_param(value: str | None, limit: int = 64) -> str:
+    if not value:
+        return ""
+    value = value.strip()
+    if len(value) > limit or not all(c.isalnum() or c in "-_" for c in value):
+        return ""
+    return value
+
+
+async def survey_page(request: web.Request) -> web.Response:
+    """``GET /s/{survey}``: the form (or a page saying why it cannot be answered)."""
+    survey = _survey_or_404(request)
+    if isinstance(survey, web.Response):
+        return survey
+    locale = _page_locale(request)
+    token = _clean_param(request.query.get("t"))
+    src = _clean_param(request.query.get("src"), 24)
+    if not await _state_open(request, survey.code):
+        return _closed(request, survey, locale)
+    if token:
+        state = await _token_state(request, survey, token)
+        if state == "used":
+            return _used(request, survey, locale)
+        if state == "invalid":
+            return _invalid(request, survey, locale)
+    return _form_page(request, survey, locale=locale, token=token, src=src)
+
+
+def _closed(request: web.Request, survey: Survey, locale: str) -> web.Response:
+    return _message(
+        request,
+        410,
+        N_("This survey is closed"),
+        N_("Thank you for your interest. This survey no longer takes answers."),
+        survey,
+        locale,
+    )
+
+
+def _used(request: web.Request, survey: Survey, locale: str) -> web.Response:
+    return _message(
+        request,
+        409,
+        N_("This invitation has been used"),
+        N_("Each invitation link can be used once, and this one has already been used to answer."),
+        survey,
+        locale,
+    )
+
+
+def _invalid(request: web.Request, survey: Survey, locale: str) -> web.Response:
+    return _message(
+        request,
+        404,
+        N_("This invitation link is not valid"),
+        N_("Please check the link or scan the QR code again."),
+        survey,
+        locale,
+    )
+
+
+def _form_answers(survey: Survey, form: MultiDictProxy[Any]) -> dict[str, Any]:
+    answers: dict[str, Any] = {}
+    for question in survey.questions:
+        if question.type == "multiple":
+            chosen = [str(v) for v in form.getall(question.code, [])]
+            answers[question.code] = chosen or None
+        else:
+            value = form.get(question.code)
+            answers[question.code] = str(value) if value not in (None, "") else None
+    visible = {q.code for q in visible_questions(survey, answers)}
+    return {code: value for code, value in answers.items() if code in visible}
+
+
+async def survey_submit(request: web.Request) -> web.StreamResponse:
+    """``POST /s/{survey}``: store the answers, or show the form again with the errors."""
+    from surveys.api import answer_error_message, set_respondent_cookie, submit_request
+
+    survey = _survey_or_404(request)
+    if isinstance(survey, web.Response):
+        return survey
+    form = await request.post()
+    locale = _page_locale(request, form)
+    t = Translator(locale)
+    token = _clean_param(str(form.get("t", "")))
+    src = _clean_param(str(form.get("src", "")), 24)
+    idem = _clean_param(str(form.get("idem", ""))) or None
+    answers = _form_answers(survey, form)
+    if src:
+        from surveys.api import township_exists
+
+        if not await township_exists(request, src):
+            src = ""
+    outcome, cookie = await submit_request(
+        request,
+        survey,
+        answers,
+        token=token or None,
+        src=src or None,
+        locale=locale,
+        key=f"h5:{idem}" if idem else None,
+        channel="h5",
+    )
+    if isinstance(outcome, SubmitResult):
+        response = web.HTTPSeeOther(f"/s/{survey.code}/thanks?" + urlencode({"lang": locale}))
+        set_respondent_cookie(response, cookie)
+        return response
+    if isinstance(outcome, InvalidAnswers):
+        messages = {
+            code: answer_error_message(err, t)
+            for code, err in outcome.errors.items()
+            if isinstance(err, AnswerError)
+        }
+        return _form_page(
+            request,
+            survey,
+            locale=locale,
+            token=token,
+            src=src,
+            answers=answers,
+            errors=messages,
+            idem=idem,
+            status=422,
+        )
+    if isinstance(outcome, SurveyClosed):
+        return _closed(request, survey, locale)
+    if isinstance(outcome, TokenUsed):
+        return _used(request, survey, locale)
+    if isinstance(outcome, TokenInvalid):
+        return _invalid(request, survey, locale)
+    if isinstance(outcome, AlreadyAnswered):
+        return _message(
+            request,
+            409,
+            N_("You have already answered"),
+            N_(
+                "Thank you! Each person answers this survey once, and we already have your answers."
+            ),
+            survey,
+            locale,
+        )
+    return _message(
+        request,
+        429,
+        N_("Please wait a moment"),
+        N_("Too many answers were sent from this network just now. Please try again in a minute."),
+        survey,
+        locale,
+    )
+
+
+async def thanks_page(request: web.Request) -> web.Response:
+    """``GET /s/{survey}/thanks``."""
+    survey = _survey_or_404(request)
+    if isinstance(survey, web.Response):
+        return survey
+    return _message(
+        request,
+        200,
+        N_("Thank you!"),
+        N_("Your answers have been saved. They help the district improve its work."),
+        survey,
+    )
+
+
+def setup(app: web.Application) -> None:
+    """Add the mobile pages to ``app``."""
+    app[H5_ENV] = make_env()
+    app.router.add_get("/s/{survey}", survey_page)
+    app.router.add_post("/s/{survey}", survey_submit)
+    app.router.add_get("/s/{survey}/thanks", thanks_page)

@@ -1,0 +1,295 @@
+"""The OpenAPI 3 description of ``/api/v1`` served at ``/api/v1/openapi.json``.
+
+Written by hand next to the routes (``surveys.api.API_ROUTES``); a test checks that every route
+is described and nothing else is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ERROR}}}
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_SURVEY_PARAM = {
+    "name": "survey",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9-]{1,24}$"},
+}
+_LANG_PARAM = {
+    "name": "lang",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "enum": ["zh_CN", "en"]},
+    "description": "Locale of texts; otherwise Accept-Language, then zh_CN.",
+}
+
+_INDICATOR = {
+    "type": "object",
+    "required": [
+        "code",
+        "title",
+        "n",
+        "satisfied",
+        "rate",
+        "ci_low",
+        "ci_high",
+        "target",
+        "verdict",
+        "more_needed",
+    ],
+    "properties": {
+        "code": {"type": "string"},
+        "title": {"type": "string"},
+        "n": {"type": "integer"},
+        "satisfied": {"type": "integer"},
+        "rate": {"type": ["number", "null"], "description": "fraction, e.g. 0.83"},
+        "ci_low": {"type": "number", "description": "Wilson 95% lower bound"},
+        "ci_high": {"type": "number", "description": "Wilson 95% upper bound"},
+        "target": {"type": ["number", "null"], "description": "null for 显著提高"},
+        "target_kind": {"type": "string", "enum": ["rate", "increase"]},
+        "verdict": {"type": "string", "enum": ["met", "not_met", "inconclusive"]},
+        "more_needed": {"type": ["integer", "null"]},
+        "baseline_n": {"type": ["integer", "null"]},
+        "baseline_satisfied": {"type": ["integer", "null"]},
+        "p_value": {"type": ["number", "null"]},
+        "weighted_index": {"type": ["number", "null"], "description": "100/80/60/40/20"},
+        "levels": {"type": "object", "additionalProperties": {"type": "integer"}},
+    },
+}
+
+
+def document(server_url: str = "/") -> dict[str, Any]:
+    """The OpenAPI 3.1 document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "pufa survey API",
+            "version": "1",
+            "description": "Satisfaction surveys of the law-based-government programme.",
+        },
+        "servers": [{"url": server_url}],
+        "paths": {
+            "/api/v1/surveys": {
+                "get": {
+                    "operationId": "listSurveys",
+                    "summary": "Surveys accepting answers now",
+                    "parameters": [_LANG_PARAM],
+                    "responses": {
+                        "200": _json(
+                            "Open surveys",
+                            {"type": "array", "items": {"$ref": "#/components/schemas/SurveyItem"}},
+                        )
+                    },
+                }
+            },
+            "/api/v1/surveys/{survey}": {
+                "get": {
+                    "operationId": "getSurvey",
+                    "summary": "A survey definition, localized",
+                    "parameters": [_SURVEY_PARAM, _LANG_PARAM],
+                    "responses": {
+                        "200": _json("Definition", {"$ref": "#/components/schemas/Survey"}),
+                        "404": _error("No such survey"),
+                    },
+                }
+            },
+            "/api/v1/surveys/{survey}/responses": {
+                "post": {
+                    "operationId": "submitResponse",
+                    "summary": "Submit a completed response",
+                    "parameters": [
+                        _SURVEY_PARAM,
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string", "maxLength": 128},
+                            "description": "A retried request with the same key returns the "
+                            "first result (200) instead of counting twice.",
+                        },
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/Submission"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": _json("Stored", {"$ref": "#/components/schemas/Stored"}),
+                        "200": _json(
+                            "Replay of the same Idempotency-Key",
+                            {"$ref": "#/components/schemas/Stored"},
+                        ),
+                        "400": _error("Not JSON"),
+                        "404": _error("No such survey"),
+                        "409": _error(
+                            "Already answered (already_answered) or token used (token_used)"
+                        ),
+                        "410": _error("Survey closed"),
+                        "413": _error("Body over 64 KiB"),
+                        "422": _error(
+                            "Invalid: fields maps each question (or token, src) to its error"
+                        ),
+                        "429": _error("Too many open-link submissions from this client"),
+                    },
+                }
+            },
+            "/api/v1/surveys/{survey}/results": {
+                "get": {
+                    "operationId": "getResults",
+                    "summary": "Satisfaction per indicator against its target",
+                    "security": [{"bearer": []}],
+                    "parameters": [
+                        _SURVEY_PARAM,
+                        _LANG_PARAM,
+                        {
+                            "name": "by",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "enum": ["township", "channel"]},
+                        },
+                        {
+                            "name": "baseline",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                            "description": "Previous period's survey for 显著提高 indicators",
+                        },
+                    ],
+                    "responses": {
+                        "200": _json("Results", {"$ref": "#/components/schemas/Results"}),
+                        "401": _error("No or unknown token"),
+                        "403": _error("The token's role may not read results"),
+                        "404": _error("No such survey"),
+                        "422": _error("Bad parameter"),
+                    },
+                }
+            },
+            "/api/v1/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "responses": {"200": {"description": "OpenAPI 3 document"}},
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message", "fields"],
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                                "fields": {"type": "object"},
+                            },
+                        }
+                    },
+                },
+                "SurveyItem": {
+                    "type": "object",
+                    "required": ["code", "title", "opens_at", "closes_at"],
+                    "properties": {
+                        "code": {"type": "string"},
+                        "title": {"type": "string"},
+                        "opens_at": {"type": ["string", "null"], "format": "date-time"},
+                        "closes_at": {"type": ["string", "null"], "format": "date-time"},
+                    },
+                },
+                "Survey": {
+                    "type": "object",
+                    "required": ["code", "title", "intro", "questions"],
+                    "properties": {
+                        "code": {"type": "string"},
+                        "title": {"type": "string"},
+                        "intro": {"type": "string"},
+                        "questions": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["code", "type", "text", "required", "options"],
+                                "properties": {
+                                    "code": {"type": "string"},
+                                    "type": {
+                                        "type": "string",
+                                        "enum": ["single", "multiple", "scale", "text"],
+                                    },
+                                    "text": {"type": "string"},
+                                    "required": {"type": "boolean"},
+                                    "options": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "properties": {
+                                                "code": {"type": "string"},
+                                                "label": {"type": "string"},
+                                            },
+                                        },
+                                    },
+                                    "max_length": {"type": ["integer", "null"]},
+                                    "show_if": {"type": ["object", "null"]},
+                                },
+                            },
+                        },
+                    },
+                },
+                "Submission": {
+                    "type": "object",
+                    "required": ["answers"],
+                    "properties": {
+                        "answers": {
+                            "type": "object",
+                            "additionalProperties": {
+                                "oneOf": [
+                                    {"type": "string"},
+                                    {"type": "array", "items": {"type": "string"}},
+                                    {"type": "null"},
+                                ]
+                            },
+                        },
+                        "token": {"type": "string", "description": "single-use invitation"},
+                        "src": {"type": "string", "description": "township code of the link"},
+                        "lang": {"type": "string"},
+                    },
+                },
+                "Stored": {
+                    "type": "object",
+                    "required": ["response_id"],
+                    "properties": {
+                        "response_id": {"type": "integer"},
+                        "survey": {"type": "string"},
+                        "township": {"type": ["string", "null"]},
+                        "created": {"type": "boolean"},
+                    },
+                },
+                "Results": {
+                    "type": "object",
+                    "required": ["survey", "indicators", "by"],
+                    "properties": {
+                        "survey": {"type": "string"},
+                        "title": {"type": "string"},
+                        "baseline": {"type": ["string", "null"]},
+                        "indicators": {"type": "array", "items": _INDICATOR},
+                        "by": {"type": "object"},
+                    },
+                },
+            },
+        },
+    }

@@ -1,0 +1,471 @@
+"""Storing survey responses: the one domain entry point every channel uses.
+
+The H5 page, the JSON API and the chat dialogs all call :func:`submit_response` (or its batch
+form :func:`submit_many`, used by the group committer of the HTTP edge). It writes in the
+caller's session and transaction and never commits: the caller decides when the response is
+durable (the dialog runtime commits the conversation state with it; the HTTP edge commits a
+whole batch of concurrent requests at once and only then answers 2xx).
+
+Integrity rules enforced here:
+
+- a respondent is a keyed pseudonym (:func:`pseudonym`) of the chat identity or invitation
+  token; a raw chat id is never stored with answers;
+- one response per respondent per survey (:class:`AlreadyAnswered`);
+- an invitation token is single-use (:class:`TokenUsed`) and must belong to the survey
+  (:class:`TokenInvalid`); its township wins over any ``src`` of the link;
+- a repeated ``Idempotency-Key`` returns the first result (``created=False``) instead of
+  counting twice, even after the survey closed;
+- answers are validated by :func:`surveys.engine.validate_submission` (:class:`InvalidAnswers`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models_surveys import SurveyAnswer, SurveyInvitation, SurveyResponse, SurveyState
+from surveys.engine import AnswerError, normalize_answers, validate_submission
+from surveys.schema import Survey
+
+__all__ = [
+    "AlreadyAnswered",
+    "InvalidAnswers",
+    "Submission",
+    "SubmitError",
+    "SubmitResult",
+    "SurveyClosed",
+    "TokenInvalid",
+    "TokenUsed",
+    "invitation_hash",
+    "new_invitation_token",
+    "pseudonym",
+    "state_is_open",
+    "submit_many",
+    "submit_response",
+    "survey_is_open",
+    "sync_catalog",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Pseudonyms and tokens
+
+
+def pseudonym(secret: bytes, kind: str, value: str) -> str:
+    """A keyed pseudonym: hex HMAC-SHA256 of ``"{kind}:{value}"`` under the secret key.
+
+    ``kind`` separates namespaces: ``"chat"`` with ``f"{channel}:{external_id}"``, ``"token"``
+    with an invitation token, ``"web"`` with the H5 page's browser cookie. Without the key the
+    pseudonym cannot be linked back to the chat account.
+    """
+    return hmac.new(secret, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def invitation_hash(secret: bytes, token: str) -> str:
+    """What is stored for an invitation token (a keyed hash, not the token itself)."""
+    return pseudonym(secret, "invitation", token)
+
+
+def new_invitation_token() -> str:
+    """A fresh single-use invitation token: 16 characters of ``A-Z a-z 0-9 - _`` (96 bits)."""
+    return secrets.token_urlsafe(12)
+
+
+# --------------------------------------------------------------------------------------------
+# Errors and results
+
+
+class SubmitError(Exception):
+    """A submission that was not stored; ``code`` is the machine-readable reason."""
+
+    code = "error"
+
+
+class SurveyClosed(SubmitError):
+    """The survey does not accept answers now (outside its window, or closed by an operator)."""
+
+    code = "survey_closed"
+
+
+class AlreadyAnswered(SubmitError):
+    """This respondent has already answered this survey."""
+
+    code = "already_answered"
+
+    def __init__(self, response_id: int | None = None) -> None:
+        super().__init__("already answered")
+        self.response_id = response_id
+
+
+class TokenUsed(SubmitError):
+    """The invitation token has already been used."""
+
+    code = "token_used"
+
+
+class TokenInvalid(SubmitError):
+    """The invitation token is unknown or belongs to another survey."""
+
+    code = "token_invalid"
+
+
+class InvalidAnswers(SubmitError):
+    """Some answers are invalid; ``errors`` maps question codes to :class:`AnswerError`."""
+
+    code = "invalid_answers"
+
+    def __init__(self, errors: Mapping[str, AnswerError]) -> None:
+        super().__init__(", ".join(f"{k}: {v.code}" for k, v in errors.items()))
+        self.errors: dict[str, AnswerError] = dict(errors)
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """A stored response. ``created`` is ``False`` when an ``Idempotency-Key`` replayed an
+    earlier submission (then ``response_id`` is the first one's)."""
+
+    response_id: int
+    created: bool
+    survey: str
+    township: str | None = None
+
+
+@dataclass(slots=True)
+class Submission:
+    """One submission, as :func:`submit_many` takes it (same fields as :func:`submit_response`)."""
+
+    survey: Survey
+    answers: Mapping[str, Any]
+    respondent: str
+    channel: str
+    township_code: str | None
+    locale: str
+    now: datetime
+    token: str | None = None
+    idempotency_key: str | None = None
+    sample: bool = False
+    token_hash: str | None = field(default=None, repr=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Open or closed
+
+
+def state_is_open(
+    status: str, opens_at: datetime | None, closes_at: datetime | None, now: datetime
+) -> bool:
+    """Whether a survey in ``status`` accepts answers at ``now``: ``closed`` never, ``open``
+    always (an operator opened it by hand, outside its window too), ``scheduled`` when
+    ``opens_at <= now < closes_at`` (an unset bound is no limit)."""
+    if status == "closed":
+        return False
+    if status == "open":
+        return True
+    if opens_at is not None and now < opens_at:
+        return False
+    return closes_at is None or now < closes_at
+
+
+async def survey_is_open(session: AsyncSession, code: str, now: datetime) -> bool:
+    """Whether survey ``code`` accepts answers at ``now`` (``False`` for an unknown code)."""
+    row = (
+        await session.execute(
+            select(SurveyState.status, SurveyState.opens_at, SurveyState.closes_at).where(
+                SurveyState.code == code
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        return False
+    return state_is_open(row.status, row.opens_at, row.closes_at, now)
+
+
+# --------------------------------------------------------------------------------------------
+# Submitting
+
+
+async def submit_response(
+    session: AsyncSession,
+    survey: Survey,
+    answers: Mapping[str, Any],
+    *,
+    respondent: str,
+    channel: str,
+    township_code: str | None,
+    locale: str,
+    now: datetime,
+    token: str | None = None,
+    idempotency_key: str | None = None,
+    secret: bytes | None = None,
+    sample: bool = False,
+) -> SubmitResult:
+    """Validate and store one completed response in ``session`` (not committed here).
+
+    ``respondent`` is a :func:`pseudonym`. With ``token`` (an invitation token) pass the
+    ``secret`` key too so the token's stored hash can be found. Raises :class:`SurveyClosed`,
+    :class:`AlreadyAnswered`, :class:`TokenUsed`, :class:`TokenInvalid` or
+    :class:`InvalidAnswers`; returns the stored (or, for a repeated ``idempotency_key``, the
+    earlier) response.
+    """
+    item = Submission(
+        survey=survey,
+        answers=answers,
+        respondent=respondent,
+        channel=channel,
+        township_code=township_code,
+        locale=locale,
+        now=now,
+        token=token,
+        idempotency_key=idempotency_key,
+        sample=sample,
+    )
+    if token is not None:
+        if secret is None:
+            raise ValueError("pass secret= to check an invitation token")
+        item.token_hash = invitation_hash(secret, token)
+    (outcome,) = await submit_many(session, [item])
+    if isinstance(outcome, SubmitError):
+        raise outcome
+    return outcome
+
+
+async def _open_states(session: AsyncSession, codes: set[str], now: datetime) -> dict[str, bool]:
+    rows = await session.execute(
+        select(
+            SurveyState.code, SurveyState.status, SurveyState.opens_at, SurveyState.closes_at
+        ).where(SurveyState.code.in_(codes))
+    )
+    return {r.code: state_is_open(r.status, r.opens_at, r.closes_at, now) for r in rows}
+
+
+async def submit_many(
+    session: AsyncSession, items: Sequence[Submission]
+) -> list[SubmitResult | SubmitError]:
+    """Store a batch of submissions in ``session`` with a handful of statements.
+
+    Each item gets its own outcome, in order: a :class:`SubmitResult` or the
+    :class:`SubmitError` explaining why it was not stored. Items in the same batch are checked
+    against each other as well (the second use of a token or respondent is refused; a repeated
+    idempotency key replays the first). Item ``token_hash`` must be set for items with a token.
+    Nothing is committed. A unique-constraint violation caused by a concurrent writer outside
+    this batch propagates as ``IntegrityError`` (the caller retries one by one).
+    """
+    if not items:
+        return []
+    outcomes: list[SubmitResult | SubmitError | None] = [None] * len(items)
+    now_open = await _open_states(session, {i.survey.code for i in items}, items[0].now)
+
+    keyed = [(i.survey.code, i.idempotency_key) for i in items if i.idempotency_key]
+    replays: dict[tuple[str, str], tuple[int, str | None]] = {}
+    if keyed:
+        rows = await session.execute(
+            select(
+                SurveyResponse.survey,
+                SurveyResponse.idempotency_key,
+                SurveyResponse.id,
+                SurveyResponse.township,
+            ).where(SurveyResponse.idempotency_key.in_({k for _, k in keyed}))
+        )
+        for r in rows:
+            replays[(r.survey, r.idempotency_key)] = (r.id, r.township)
+
+    hashes = {i.token_hash for i in items if i.token_hash}
+    tokens: dict[str, Any] = {}
+    if hashes:
+        rows = await session.execute(
+            select(
+                SurveyInvitation.id,
+                SurveyInvitation.token_hash,
+                SurveyInvitation.survey,
+                SurveyInvitation.township,
+                SurveyInvitation.used_at,
+            ).where(SurveyInvitation.token_hash.in_(hashes))
+        )
+        tokens = {r.token_hash: r for r in rows}
+
+    answered: dict[tuple[str, str], int] = {}
+    pairs = {(i.survey.code, i.respondent) for i in items}
+    rows = await session.execute(
+        select(SurveyResponse.survey, SurveyResponse.respondent, SurveyResponse.id).where(
+            SurveyResponse.respondent.in_({r for _, r in pairs})
+        )
+    )
+    for r in rows:
+        answered[(r.survey, r.respondent)] = r.id
+
+    # Decide every item; collect the rows to write.
+    to_insert: list[tuple[int, Submission, dict[str, Any], int | None, str | None]] = []
+    pending_keys: dict[tuple[str, str], int] = {}
+    taken_respondents: set[tuple[str, str]] = set()
+    taken_tokens: set[str] = set()
+    replay_of: dict[int, int] = {}  # item index -> index of the batch item it replays
+    for index, item in enumerate(items):
+        code = item.survey.code
+        key = (code, item.idempotency_key) if item.idempotency_key else None
+        if key is not None and key in replays:
+            rid, town = replays[key]
+            outcomes[index] = SubmitResult(rid, False, code, town)
+            continue
+        if key is not None and key in pending_keys:
+            replay_of[index] = pending_keys[key]
+            continue
+        if not now_open.get(code, False):
+            outcomes[index] = SurveyClosed("survey closed")
+            continue
+        township = item.township_code
+        invitation_id: int | None = None
+        if item.token_hash is not None:
+            tok = tokens.get(item.token_hash)
+            if tok is None or tok.survey != code:
+                outcomes[index] = TokenInvalid("unknown token")
+                continue
+            if tok.used_at is not None or item.token_hash in taken_tokens:
+                outcomes[index] = TokenUsed("token used")
+                continue
+            invitation_id = tok.id
+            township = tok.township or township
+        who = (code, item.respondent)
+        if who in answered or who in taken_respondents:
+            outcomes[index] = AlreadyAnswered(answered.get(who))
+            continue
+        errors = validate_submission(item.survey, item.answers)
+        if errors:
+            outcomes[index] = InvalidAnswers(errors)
+            continue
+        clean = normalize_answers(item.survey, item.answers)
+        taken_respondents.add(who)
+        if item.token_hash is not None:
+            taken_tokens.add(item.token_hash)
+        if key is not None:
+            pending_keys[key] = index
+        to_insert.append((index, item, clean, invitation_id, township))
+
+    if to_insert:
+        response_rows = [
+            {
+                "survey": item.survey.code,
+                "respondent": item.respondent,
+                "channel": item.channel,
+                "township": township,
+                "locale": item.locale,
+                "idempotency_key": item.idempotency_key,
+                "invitation_id": invitation_id,
+                "sample": item.sample,
+                "created_at": item.now,
+            }
+            for _, item, _, invitation_id, township in to_insert
+        ]
+        ids = (
+            (
+                await session.execute(
+                    insert(SurveyResponse).returning(
+                        SurveyResponse.id, sort_by_parameter_order=True
+                    ),
+                    response_rows,
+                )
+            )
+            .scalars()
+            .all()
+        )
+        answer_rows: list[dict[str, Any]] = []
+        used: list[dict[str, Any]] = []
+        for (index, item, clean, invitation_id, township), rid in zip(to_insert, ids, strict=True):
+            outcomes[index] = SubmitResult(rid, True, item.survey.code, township)
+            base = {
+                "response_id": rid,
+                "survey": item.survey.code,
+                "township": township,
+                "channel": item.channel,
+            }
+            for qcode, value in clean.items():
+                question = item.survey.question(qcode)
+                if question is not None and question.type == "text":
+                    answer_rows.append({**base, "question": qcode, "value": None, "text": value})
+                elif isinstance(value, list):
+                    answer_rows.extend(
+                        {**base, "question": qcode, "value": v, "text": None} for v in value
+                    )
+                else:
+                    answer_rows.append({**base, "question": qcode, "value": value, "text": None})
+            if invitation_id is not None:
+                used.append({"b_id": invitation_id, "b_now": item.now})
+        if answer_rows:
+            await session.execute(insert(SurveyAnswer), answer_rows)
+        if used:
+            await _mark_tokens_used(session, used)
+
+    for index, first in replay_of.items():
+        earlier = outcomes[first]
+        if isinstance(earlier, SubmitResult):
+            outcomes[index] = SubmitResult(
+                earlier.response_id, False, earlier.survey, earlier.township
+            )
+        else:
+            outcomes[index] = earlier
+    return [o if o is not None else SubmitError("not processed") for o in outcomes]
+
+
+async def _mark_tokens_used(session: AsyncSession, used: list[dict[str, Any]]) -> None:
+    table = SurveyInvitation.__table__  # type: ignore[attr-defined]
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.used_at.is_(None))
+        .values(used_at=bindparam("b_now"))
+    )
+    result = await session.execute(stmt, used, execution_options={"synchronize_session": False})
+    if result.rowcount is not None and 0 <= result.rowcount < len(used):
+        # Another writer used a token between our read and this write.
+        raise IntegrityError("invitation already used", None, Exception("token used"))
+
+
+async def response_counts(session: AsyncSession) -> dict[str, int]:
+    """Stored responses per survey code."""
+    rows = await session.execute(
+        select(SurveyResponse.survey, func.count()).group_by(SurveyResponse.survey)
+    )
+    return {code: n for code, n in rows.all()}
+
+
+async def sync_catalog(session: AsyncSession, surveys: Mapping[str, Survey]) -> tuple[int, int]:
+    """Make ``survey_state`` match the catalog (titles, window); keep operators' open/closed.
+
+    Returns ``(created, updated)`` row counts. Surveys no longer in the catalog keep their row
+    (their responses stay scoreable).
+    """
+    existing = {
+        s.code: s
+        for s in (
+            await session.execute(select(SurveyState).where(SurveyState.code.in_(surveys)))
+        ).scalars()
+    }
+    created = updated = 0
+    for code, survey in surveys.items():
+        values = {
+            "title_zh": survey.title.get("zh_CN", code)[:200],
+            "title_en": survey.title.get("en", "")[:200],
+            "opens_at": survey.opens_at,
+            "closes_at": survey.closes_at,
+        }
+        row = existing.get(code)
+        if row is None:
+            session.add(SurveyState(code=code, status="scheduled", **values))
+            created += 1
+            continue
+        changed = False
+        for name, value in values.items():
+            if getattr(row, name) != value:
+                setattr(row, name, value)
+                changed = True
+        if changed:
+            updated += 1
+    await session.flush()
+    return created, updated

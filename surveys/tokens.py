@@ -1,0 +1,98 @@
+"""Bearer tokens for the results API: created by role, stored as hashes, revocable.
+
+A token looks like ``pufa_<40 random characters>``; only its SHA-256 is stored, with the first
+characters (``prefix``) so an operator can recognise which token to revoke. Roles:
+
+- ``admin`` and ``analyst``: results of every survey, every township;
+- ``staff`` (bound to one township): results restricted to that township;
+- ``coordinator``: no access to results (rota escalations only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models_surveys import ApiToken
+
+ROLES: tuple[str, ...] = ("admin", "analyst", "coordinator", "staff")
+"""The roles a token can have."""
+
+RESULTS_ROLES: frozenset[str] = frozenset({"admin", "analyst", "staff"})
+"""Roles that may read survey results."""
+
+TOKEN_PREFIX = "pufa_"
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a bearer token (hex SHA-256)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+async def create_api_token(
+    session: AsyncSession,
+    role: str,
+    *,
+    township: str | None = None,
+    label: str = "",
+    now: datetime,
+) -> tuple[str, ApiToken]:
+    """Create a token; return ``(secret token, stored row)``. The secret is not stored.
+
+    Raises ``ValueError`` for an unknown role, or for ``staff`` without a township.
+    """
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+    if role == "staff" and not township:
+        raise ValueError("a staff token needs --township")
+    if role != "staff" and township:
+        raise ValueError("only a staff token is bound to a township")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(30)
+    row = ApiToken(
+        token_hash=hash_token(token),
+        prefix=token[:12],
+        role=role,
+        township=township,
+        label=label[:100],
+        created_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    return token, row
+
+
+async def authenticate(session: AsyncSession, token: str) -> ApiToken | None:
+    """The live (not revoked) token row for a presented bearer token, or ``None``."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    row = (
+        await session.execute(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+    ).scalar_one_or_none()
+    if row is None or row.revoked_at is not None:
+        return None
+    return row
+
+
+async def revoke_api_token(session: AsyncSession, prefix_or_id: str, now: datetime) -> int:
+    """Revoke tokens by id or by their recorded prefix; return how many were revoked."""
+    condition = (
+        ApiToken.id == int(prefix_or_id)
+        if prefix_or_id.isdigit()
+        else ApiToken.prefix == prefix_or_id[:12]
+    )
+    result = await session.execute(
+        update(ApiToken)
+        .where(condition, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)
+
+
+async def list_api_tokens(session: AsyncSession) -> list[ApiToken]:
+    """Every token row, newest first."""
+    return list((await session.execute(select(ApiToken).order_by(ApiToken.id.desc()))).scalars())

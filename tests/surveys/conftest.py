@@ -1,0 +1,83 @@
+"""Helpers for the survey tests: valid answers, invitation tokens, API tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tests.conftest import TEST_SECRET
+
+SECRET = TEST_SECRET.encode()
+NOW = datetime(2026, 6, 1, 4, 0, tzinfo=UTC)
+
+
+def fazhi_answers(level: str = "satisfied", **overrides: Any) -> dict[str, Any]:
+    """A complete, valid answer set for fazhi-2026 (every rating at ``level``)."""
+    answers: dict[str, Any] = {
+        code: level
+        for code in (
+            "business_env",
+            "public_service",
+            "major_decisions",
+            "law_enforcement",
+            "oversight",
+            "info_disclosure",
+            "dispute_resolution",
+            "rule_of_law_overall",
+        )
+    }
+    answers["channels"] = ["mobile", "website"]
+    answers["comment"] = "很好"
+    answers.update(overrides)
+    return answers
+
+
+@pytest.fixture
+def answers_factory() -> Callable[..., dict[str, Any]]:
+    """:func:`fazhi_answers` as a fixture."""
+    return fazhi_answers
+
+
+async def seed_surveys(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Sync the survey catalog into ``survey_state`` (what ``pufa seed`` does)."""
+    from bot.seeding import seed_catalog
+    from storage.db import transaction
+
+    async with transaction(sessions) as session:
+        await seed_catalog(session)
+
+
+async def make_invitations(
+    sessions: async_sessionmaker[AsyncSession],
+    count: int = 3,
+    survey: str = "fazhi-2026",
+    township: str | None = None,
+) -> list[str]:
+    """Create invitation tokens directly in the database."""
+    from storage.db import transaction
+    from surveys.invitations import create_invitations
+
+    async with transaction(sessions) as session:
+        _, tokens = await create_invitations(
+            session, SECRET, survey, township=township, count=count, now=NOW
+        )
+    return tokens
+
+
+async def make_api_token(
+    sessions: async_sessionmaker[AsyncSession], role: str = "analyst", township: str | None = None
+) -> str:
+    """Create a results-API bearer token."""
+    from storage.db import transaction
+    from surveys.tokens import create_api_token
+
+    async with transaction(sessions) as session:
+        token, _ = await create_api_token(session, role, township=township, now=NOW)
+    return token
+
+
+MakeTokens = Callable[..., Awaitable[list[str]]]

@@ -1,0 +1,295 @@
+"""The survey JSON API over real HTTP against a real database."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.db import transaction
+from storage.models import Township
+from storage.models_surveys import SurveyAnswer, SurveyResponse, SurveyState
+from tests.surveys.conftest import fazhi_answers, make_api_token, make_invitations
+
+URL = "/api/v1/surveys/fazhi-2026/responses"
+
+
+async def set_status(sessions: async_sessionmaker[AsyncSession], code: str, status: str) -> None:
+    async with transaction(sessions) as session:
+        await session.execute(
+            update(SurveyState).where(SurveyState.code == code).values(status=status)
+        )
+
+
+async def count_responses(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with sessions() as session:
+        return int((await session.execute(select(func.count(SurveyResponse.id)))).scalar_one())
+
+
+async def opened(client: TestClient[Any, Any], sessions: async_sessionmaker[AsyncSession]) -> None:
+    """The app synced the catalog on start; open both surveys regardless of today's date."""
+    await set_status(sessions, "fazhi-2026", "open")
+    await set_status(sessions, "deputies-2026", "open")
+
+
+async def test_list_and_definition_localized(client: Any, sessions: Any) -> None:
+    await opened(client, sessions)
+    listed = await (await client.get("/api/v1/surveys?lang=en")).json()
+    codes = {s["code"] for s in listed}
+    assert codes == {"fazhi-2026", "deputies-2026"}
+    assert set(listed[0]) == {"code", "title", "opens_at", "closes_at"}
+
+    await set_status(sessions, "deputies-2026", "closed")
+    listed = await (await client.get("/api/v1/surveys")).json()
+    assert [s["code"] for s in listed] == ["fazhi-2026"]
+
+    zh = await (
+        await client.get("/api/v1/surveys/fazhi-2026", headers={"Accept-Language": "zh-CN"})
+    ).json()
+    en = await (await client.get("/api/v1/surveys/fazhi-2026?lang=en")).json()
+    assert zh["title"] == "2026年西夏区法治政府建设满意度调查"
+    assert en["title"].startswith("Xixia District")
+    scale = zh["questions"][0]
+    assert scale["type"] == "scale"
+    assert [o["label"] for o in scale["options"]] == [
+        "非常满意",
+        "满意",
+        "基本满意",
+        "不满意",
+        "非常不满意",
+    ]
+    assert {"code", "type", "text", "required", "options", "max_length", "show_if"} <= set(scale)
+    missing = await client.get("/api/v1/surveys/nope")
+    assert missing.status == 404
+    assert (await missing.json())["error"]["code"] == "not_found"
+
+
+async def test_created_then_replayed_with_same_idempotency_key(client: Any, sessions: Any) -> None:
+    await opened(client, sessions)
+    body = {"answers": fazhi_answers(), "lang": "zh_CN"}
+    first = await client.post(URL, json=body, headers={"Idempotency-Key": "k-123"})
+    assert first.status == 201, await first.text()
+    created = await first.json()
+    assert created["created"] is True
+    again = await client.post(URL, json=body, headers={"Idempotency-Key": "k-123"})
+    assert again.status == 200
+    replay = await again.json()
+    assert replay["response_id"] == created["response_id"]
+    assert replay["created"] is False
+    assert await count_responses(sessions) == 1
+    async with sessions() as session:
+        rows = (await session.execute(select(SurveyAnswer))).scalars().all()
+        response = (await session.execute(select(SurveyResponse))).scalar_one()
+    # one row per rating, two for the multiple choice, one for the comment
+    assert len(rows) == 8 + 2 + 1
+    assert {r.text for r in rows if r.question == "comment"} == {"很好"}
+    assert len(response.respondent) == 64
+    assert response.channel == "api"
+
+
+async def test_same_browser_cannot_answer_twice(client: Any, sessions: Any) -> None:
+    await opened(client, sessions)
+    first = await client.post(URL, json={"answers": fazhi_answers()})
+    assert first.status == 201
+    second = await client.post(URL, json={"answers": fazhi_answers("very_satisfied")})
+    assert second.status == 409
+    error = (await second.json())["error"]
+    assert error["code"] == "already_answered"
+    assert error["message"] == "您已经填写过本问卷。"
+    assert await count_responses(sessions) == 1
+
+
+async def test_invitation_token_single_use(client: Any, sessions: Any) -> None:
+    await opened(client, sessions)
+    async with transaction(sessions) as session:
+        session.add(Township(code="beibao", name="北堡镇", kind="town"))
+    (token,) = await make_invitations(sessions, 1, township="beibao")
+    ok = await client.post(URL, json={"answers": fazhi_answers(), "token": token})
+    assert ok.status == 201
+    assert (await ok.json())["township"] == "beibao"
+    client.session.cookie_jar.clear()
+    used = await client.post(URL, json={"answers": fazhi_answers(), "token": token})
+    assert used.status == 409
+    assert (await used.json())["error"]["code"] == "token_used"
+    bogus = await client.post(
+        URL + "?lang=en", json={"answers": fazhi_answers(), "token": "notarealtoken123"}
+    )
+    assert bogus.status == 422
+    assert (await bogus.json())["error"]["fields"]["token"]["code"] == "token_invalid"
+    assert await count_responses(sessions) == 1
+
+
+async def test_token_of_another_survey_is_invalid(client: Any, sessions: Any) -> None:
+    await opened(client, sessions)
+    (token,) = await make_invitations(sessions, 1, survey="deputies-2026")
+    res = await client.post(URL, json={"answers": fazhi_answers(), "token": token})
+    assert res.status == 422
+
+
+async def test_closed_survey_is_410(client: Any, sessions: Any) -> None:
+    await set_status(sessions, "fazhi-2026", "closed")
+    res = await client.post(
+        URL, json={"answers": fazhi_answers()}, headers={"Accept-Language": "en"}
+    )
+    assert res.status == 410
+    assert (await res.json())["error"] == {
+        "code": "survey_closed",
+        "message": "This survey is closed and takes no more answers.",
+        "fields": {},
+    }
+
+
+async def test_replay_still_returns_first_result_after_closing(client: Any, sessions: Any) -> None:
+    await opened(client, sessions)
+    body = {"answers": fazhi_answers()}
+    first = await client.post(URL, json=body, headers={"Idempotency-Key": "late-retry"})
+    assert first.status == 201
+    await set_status(sessions, "fazhi-2026", "closed")
+    retry = await client.post(URL, json=body, headers={"Idempotency-Key": "late-retry"})
+    assert retry.status == 200
+    assert (await retry.json())["response_id"] == (await first.json())["response_id"]
+
+
+async def test_invalid_answers_get_an_error_per_field(client: Any, sessions: Any) -> None:
+    await opened(client, sessions)
+    answers = fazhi_answers(business_env="great", comment="长" * 301)
+    del answers["public_service"]
+    res = await client.post(URL, json={"answers": answers, "src": "nowhere"})
+    assert res.status == 422
+    fields = (await res.json())["error"]["fields"]
+    assert set(fields) == {"src"}  # the link's township is checked first
+    res = await client.post(URL + "?lang=en", json={"answers": answers})
+    assert res.status == 422
+    error = (await res.json())["error"]
+    assert error["code"] == "invalid"
+    fields = error["fields"]
+    assert set(fields) == {"business_env", "public_service", "comment"}
+    assert fields["business_env"]["code"] == "invalid_option"
+    assert fields["public_service"] == {
+        "code": "required",
+        "message": "Please answer this question.",
+        "params": {},
+    }
+    assert fields["comment"]["params"] == {"max_length": 300, "length": 301}
+    assert "300" in fields["comment"]["message"]
+    zh = await client.post(URL, json={"answers": answers})
+    assert (await zh.json())["error"]["fields"]["public_service"]["message"] == "请回答此题。"
+    assert await count_responses(sessions) == 0
+
+
+async def test_malformed_bodies(client: Any, sessions: Any) -> None:
+    await opened(client, sessions)
+    not_json = await client.post(URL, data=b"{oops", headers={"Content-Type": "application/json"})
+    assert not_json.status == 400
+    no_answers = await client.post(URL, json={"answer": {}})
+    assert no_answers.status == 422
+    assert "answers" in (await no_answers.json())["error"]["fields"]
+    bad_key = await client.post(
+        URL, json={"answers": fazhi_answers()}, headers={"Idempotency-Key": "x" * 129}
+    )
+    assert bad_key.status == 422
+
+
+async def test_body_over_64_kib_is_413(client: Any, sessions: Any) -> None:
+    await opened(client, sessions)
+    huge = json.dumps({"answers": fazhi_answers(comment="x" * 70_000)})
+    res = await client.post(URL, data=huge, headers={"Content-Type": "application/json"})
+    assert res.status == 413
+    assert (await res.json())["error"]["code"] == "too_large"
+    assert await count_responses(sessions) == 0
+
+
+async def test_open_link_submissions_are_rate_limited(client: Any, sessions: Any) -> None:
+    await opened(client, sessions)
+    statuses = []
+    for _ in range(12):
+        client.session.cookie_jar.clear()
+        res = await client.post(URL, json={"answers": fazhi_answers()})
+        statuses.append(res.status)
+    assert statuses[:10] == [201] * 10
+    assert statuses[10] == 429
+    limited = await client.post(URL, json={"answers": fazhi_answers()})
+    assert limited.headers["Retry-After"].isdigit()
+
+
+async def test_results_need_a_bearer_token_with_a_results_role(client: Any, sessions: Any) -> None:
+    await opened(client, sessions)
+    results = "/api/v1/surveys/fazhi-2026/results"
+    assert (await client.get(results)).status == 401
+    assert (
+        await client.get(results, headers={"Authorization": "Bearer pufa_nonsense"})
+    ).status == 401
+    coordinator = await make_api_token(sessions, "coordinator")
+    res = await client.get(results, headers={"Authorization": f"Bearer {coordinator}"})
+    assert res.status == 403
+
+
+async def test_results_per_indicator_and_by_township(client: Any, sessions: Any) -> None:
+    await opened(client, sessions)
+    async with transaction(sessions) as session:
+        session.add_all(
+            [
+                Township(code="beibao", name="北堡镇", kind="town"),
+                Township(code="ningmeng", name="宁朔街道", kind="street"),
+            ]
+        )
+    tokens_a = await make_invitations(sessions, 3, township="beibao")
+    tokens_b = await make_invitations(sessions, 2, township="ningmeng")
+    levels = ["very_satisfied", "satisfied", "dissatisfied", "fairly_satisfied", "satisfied"]
+    for token, level in zip(tokens_a + tokens_b, levels, strict=True):
+        res = await client.post(URL, json={"answers": fazhi_answers(level), "token": token})
+        assert res.status == 201
+    analyst = await make_api_token(sessions, "analyst")
+    res = await client.get(
+        "/api/v1/surveys/fazhi-2026/results?by=township&lang=en",
+        headers={"Authorization": f"Bearer {analyst}"},
+    )
+    assert res.status == 200
+    body = await res.json()
+    assert body["survey"] == "fazhi-2026"
+    info = next(i for i in body["indicators"] if i["code"] == "info_disclosure")
+    assert (info["n"], info["satisfied"], info["target"]) == (5, 4, 0.9)
+    assert info["rate"] == 0.8
+    assert info["verdict"] == "inconclusive"
+    assert 0 < info["ci_low"] < 0.8 < info["ci_high"] <= 1
+    assert info["title"].startswith("Overall public satisfaction")
+    assert info["weighted_index"] == (100 + 80 + 40 + 60 + 80) / 5
+    law = next(i for i in body["indicators"] if i["code"] == "law_enforcement")
+    assert law["target"] is None and law["verdict"] == "inconclusive"
+    towns = {t["township"]: t for t in body["by"]["township"]}
+    assert set(towns) == {"beibao", "ningmeng"}
+    assert towns["beibao"]["township_name"] == "北堡镇"
+    beibao_info = next(i for i in towns["beibao"]["indicators"] if i["code"] == "info_disclosure")
+    assert (beibao_info["n"], beibao_info["satisfied"]) == (3, 2)
+
+    staff = await make_api_token(sessions, "staff", township="ningmeng")
+    res = await client.get(
+        "/api/v1/surveys/fazhi-2026/results", headers={"Authorization": f"Bearer {staff}"}
+    )
+    own = next(i for i in (await res.json())["indicators"] if i["code"] == "info_disclosure")
+    assert (own["n"], own["satisfied"]) == (2, 2)
+
+
+async def test_openapi_document_matches_the_routes(client: Any) -> None:
+    from surveys.api import API_ROUTES
+
+    res = await client.get("/api/v1/openapi.json")
+    assert res.status == 200
+    doc = await res.json()
+    assert doc["openapi"].startswith("3.")
+    described = {(method.upper(), path) for path, item in doc["paths"].items() for method in item}
+    routed = {(method, path) for method, path, _ in API_ROUTES}
+    assert described == routed
+    served = {
+        (route.method, route.resource.canonical)
+        for route in client.app.router.routes()
+        if route.resource is not None
+        and route.resource.canonical.startswith("/api/v1")
+        and route.method != "HEAD"
+    }
+    assert served == routed
+    post = doc["paths"]["/api/v1/surveys/{survey}/responses"]["post"]
+    assert {"200", "201", "409", "410", "413", "422"} <= set(post["responses"])

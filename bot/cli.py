@@ -199,10 +199,15 @@ def register(group: click.Group) -> None:
     for name in _FEATURE_COMMANDS:
         module = importlib.import_module(name)
         for command in module.commands:
-            group.add_command(command)
+            existing = group.commands.get(command.name or "")
+            if isinstance(existing, click.Group) and isinstance(command, click.Group):
+                for sub in command.commands.values():  # two features share e.g. `pufa invite`
+                    existing.add_command(sub)
+            else:
+                group.add_command(command)
 
 
-_FEATURE_COMMANDS: list[str] = []
+_FEATURE_COMMANDS: list[str] = ["bot.chat_cli"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,9 +6,13 @@ dialog (survey, binding); channel adapters call its ``handle`` with one inbound 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 
+from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.dialogs.runtime import DialogRuntime
@@ -16,7 +20,12 @@ from bot.settings import Settings
 from storage.types import utcnow
 from surveys.schema import Survey
 
-__all__ = ["DialogRuntime", "build_runtime"]
+__all__ = ["DIALOGS", "DialogRuntime", "build_runtime", "dialogs_ctx"]
+
+log = logging.getLogger(__name__)
+
+DIALOGS = web.AppKey("dialogs", DialogRuntime)
+PRUNE_EVERY_S = 3600.0
 
 
 def build_runtime(
@@ -39,3 +48,36 @@ def build_runtime(
     survey.install(runtime, catalog)
     binding.install(runtime)
     return runtime
+
+
+async def _prune_forever(sessions: async_sessionmaker[AsyncSession]) -> None:
+    from bot.dialogs.store import prune
+    from storage.db import transaction
+
+    while True:
+        await asyncio.sleep(PRUNE_EVERY_S)
+        try:
+            async with transaction(sessions) as session:
+                events, conversations = await prune(session, utcnow())
+            log.info("pruned dialog rows", extra={"events": events, "conversations": conversations})
+        except Exception:
+            log.exception("pruning dialog rows failed")
+
+
+async def dialogs_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: the dialog runtime on ``app[DIALOGS]`` and an hourly pruning task."""
+    from bot.context import SESSIONS, SETTINGS
+
+    catalog = None
+    with contextlib.suppress(ImportError):
+        from surveys.api import SURVEYS
+
+        catalog = app.get(SURVEYS)
+    app[DIALOGS] = build_runtime(app[SETTINGS], app[SESSIONS], catalog)
+    task = asyncio.create_task(_prune_forever(app[SESSIONS]))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -78,7 +78,11 @@ async def test_stale_and_forged_buttons_change_nothing(say: Any, seeded: Any) ->
     assert "较早" in stale[0].text or "最新" in stale[0].text
     assert forged[0].text == other[0].text and "按钮" in forged[0].text
     async with transaction(seeded) as session:
-        after = (await session.execute(select(Conversation).where(Conversation.identity_id == before.identity_id))).scalar_one()
+        after = (
+            await session.execute(
+                select(Conversation).where(Conversation.identity_id == before.identity_id)
+            )
+        ).scalar_one()
     assert (after.version, after.state) == (before.version, before.state)
 
 
@@ -97,9 +101,7 @@ async def test_numbered_fallback_on_console(say: Any) -> None:
     assert replies[-1].text.startswith("(2/")
 
 
-async def test_abandoned_conversation_offers_resume_or_restart(
-    say: Any, clock: Any
-) -> None:
+async def test_abandoned_conversation_offers_resume_or_restart(say: Any, clock: Any) -> None:
     replies = await say("/survey fazhi-2026", user="9")
     replies = await say(payload=first_button(replies), user="9")
     clock.advance(timedelta(hours=3))

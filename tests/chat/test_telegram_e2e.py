@@ -1,0 +1,318 @@
+"""End to end: the real python-telegram-bot stack inside pufa's aiohttp app, over real HTTP,
+against the fake Bot API server."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.app import create_app
+from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH
+from bot.settings import Settings
+from storage.db import create_engine, session_factory, transaction
+from storage.models import ChatIdentity
+from storage.models_dialogs import Conversation
+from storage.models_surveys import SurveyAnswer, SurveyResponse
+from tests.fakes.telegram_api import FakeBotApi
+
+SECRET = "hook-secret_123"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Bot:
+    """pufa serving a webhook, the fake Bot API, and helpers to talk to it."""
+
+    fake: FakeBotApi
+    client: TestClient[Any, Any]
+    sessions: async_sessionmaker[AsyncSession]
+
+    async def post(self, update: dict[str, Any] | bytes, secret: str | None = SECRET) -> int:
+        """POST an update as Telegram does and, like Telegram, run a method in the answer."""
+        headers = {"Content-Type": "application/json"}
+        if secret is not None:
+            headers[SECRET_HEADER] = secret
+        kwargs: dict[str, Any] = {"data": update} if isinstance(update, bytes) else {"json": update}
+        async with self.client.post(WEBHOOK_PATH, headers=headers, **kwargs) as response:
+            status = response.status
+            if response.content_type == "application/json":
+                body = await response.json()
+                method = body.pop("method")
+                async with aiohttp.ClientSession() as http:
+                    url = f"{self.fake.api_base}{self.fake.token}/{method}"
+                    async with http.post(url, json=body) as answer:
+                        assert answer.status == 200, await answer.text()
+        return status
+
+    async def text(self, user: int, text: str, lang: str | None = "zh-hans", **kw: Any) -> int:
+        """A user sends ``text``."""
+        return await self.post(
+            self.fake.make_message_update(
+                None, user, kw.pop("chat_id", None), text, language_code=lang, **kw
+            )
+        )
+
+    async def press(
+        self, user: int, message: dict[str, Any], index: int, lang: str = "zh-hans"
+    ) -> int:
+        """A user presses button ``index`` (reading order) of a bot message."""
+        buttons = [b for row in message["reply_markup"]["inline_keyboard"] for b in row]
+        return await self.post(
+            self.fake.make_callback_update(
+                None,
+                user,
+                message["chat"]["id"],
+                message["message_id"],
+                buttons[index]["callback_data"],
+                language_code=lang,
+            )
+        )
+
+    def last_with_keyboard(self, chat: int) -> dict[str, Any]:
+        """The latest message sent to ``chat`` with an inline keyboard."""
+        return [m for m in self.fake.sent_messages(chat) if m.get("reply_markup")][-1]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeBotApi]:
+    async with FakeBotApi() as api:
+        yield api
+
+
+@pytest.fixture
+def tg_settings(make_settings: Callable[..., Settings], fake: FakeBotApi) -> Settings:
+    port = _free_port()
+    return make_settings(
+        telegram_token=fake.token,
+        telegram_mode="webhook",
+        telegram_webhook_secret=SECRET,
+        telegram_api_base=fake.api_base,
+        public_url=f"http://127.0.0.1:{port}",
+        port=port,
+        send_rate=1000,
+    )
+
+
+async def _serve(settings: Settings) -> TestClient[Any, Any]:
+    client = TestClient(TestServer(create_app(settings), host="127.0.0.1", port=settings.port))
+    await client.start_server()
+    return client
+
+
+@pytest.fixture
+async def bot(tg_settings: Settings, fake: FakeBotApi) -> AsyncIterator[Bot]:
+    client = await _serve(tg_settings)
+    engine = create_engine(tg_settings.database_url)
+    from bot.seeding import seed_demo
+
+    sessions = session_factory(engine)
+    async with transaction(sessions) as session:
+        await seed_demo(session)
+    try:
+        yield Bot(fake, client, sessions)
+    finally:
+        await client.close()
+        await engine.dispose()
+
+
+async def test_startup_sets_webhook_and_commands_in_both_languages(bot: Bot) -> None:
+    assert bot.fake.webhook is not None
+    assert bot.fake.webhook["url"].endswith(WEBHOOK_PATH)
+    assert bot.fake.webhook["secret_token"] == SECRET
+    zh = bot.fake.commands_for("zh")
+    en = bot.fake.commands_for("en")
+    assert zh and en and {c["command"] for c in zh} == {c["command"] for c in en}
+    assert any("问卷" in c["description"] for c in zh)
+    assert any("survey" in c["description"] for c in en)
+
+
+async def test_full_survey_with_inline_buttons_is_stored(bot: Bot) -> None:
+    user = 4242
+    assert await bot.text(user, "/start s_fazhi-2026_zbp") == 200
+    for n in range(8):  # eight 好差评 questions
+        question = bot.last_with_keyboard(user)
+        assert question["text"].startswith(f"({n + 1}/")
+        assert await bot.press(user, question, 1) == 200  # 满意
+        edited = bot.fake.message(user, question["message_id"])
+        assert edited is not None and "reply_markup" not in edited
+        assert edited["text"].endswith("✓ 满意")
+    multiple = bot.last_with_keyboard(user)
+    await bot.press(user, multiple, 0)
+    ticked = bot.fake.message(user, multiple["message_id"])
+    assert ticked is not None
+    await bot.press(user, ticked, 3)
+    ticked = bot.fake.message(user, multiple["message_id"])
+    assert ticked is not None
+    await bot.press(user, ticked, len(ticked["reply_markup"]["inline_keyboard"]) - 1)  # Done
+    done = bot.fake.message(user, multiple["message_id"])
+    assert done is not None and "reply_markup" not in done and "12345" in done["text"]
+    assert await bot.text(user, "希望执法更文明") == 200
+    assert "感谢" in bot.fake.last_sent(user)["text"]
+    # every button press was answered (through the webhook answer)
+    assert all(v is not None for v in bot.fake.callback_queries.values())
+    async with transaction(bot.sessions) as session:
+        response = (await session.execute(select(SurveyResponse))).scalar_one()
+        answers = (await session.execute(select(SurveyAnswer))).scalars().all()
+    assert (response.survey, response.channel, response.township) == (
+        "fazhi-2026",
+        "telegram",
+        "zbp",
+    )
+    assert str(user) not in response.respondent
+    assert len(answers) >= 10
+
+
+async def test_same_update_twice_is_answered_once(bot: Bot) -> None:
+    update = bot.fake.make_message_update(None, 77, None, "/help")
+    assert await bot.post(update) == 200
+    assert await bot.post(update) == 200
+    assert len(bot.fake.sent_messages(77)) == 1
+
+
+async def test_wrong_or_missing_secret_gets_403(bot: Bot) -> None:
+    update = bot.fake.make_message_update(None, 78, None, "/help")
+    assert await bot.post(update, secret="nope") == 403
+    assert await bot.post(update, secret=None) == 403
+    assert bot.fake.sent_messages(78) == []
+
+
+async def test_malformed_json_gets_400_and_bot_keeps_serving(bot: Bot) -> None:
+    assert await bot.post(b"{not json") == 400
+    assert await bot.post(b"[1, 2]") == 400
+    assert await bot.post(b'{"update_id": "x"}') == 400
+    assert await bot.text(79, "/help") == 200
+    assert "/survey" in bot.fake.last_sent(79)["text"]
+
+
+async def test_stale_or_forged_callback_is_polite_and_changes_nothing(bot: Bot) -> None:
+    user = 80
+    await bot.text(user, "/survey fazhi-2026")
+    first = bot.last_with_keyboard(user)
+    await bot.press(user, first, 0)  # answer question 1
+
+    async def snapshot() -> tuple[int, dict[str, Any]]:
+        async with transaction(bot.sessions) as session:
+            row = (await session.execute(select(Conversation))).scalar_one()
+            return row.version, row.state
+
+    before = await snapshot()
+    sent_before = len(bot.fake.sent_messages(user))
+    # stale: the keyboard of question 1 as it was before the answer
+    stale = bot.fake.make_callback_update(
+        None,
+        user,
+        user,
+        first["message_id"],
+        first["reply_markup"]["inline_keyboard"][2][0]["callback_data"],
+        message=first,
+    )
+    assert await bot.post(stale) == 200
+    assert "最新" in bot.fake.last_sent(user)["text"]
+    forged = bot.fake.make_callback_update(
+        None, user, user, first["message_id"], "1.a.0.AAAAAAAAAA", message=first
+    )
+    assert await bot.post(forged) == 200
+    assert "无法识别" in bot.fake.last_sent(user)["text"]
+    assert len(bot.fake.sent_messages(user)) == sent_before + 2
+    assert await snapshot() == before
+
+
+async def test_language_of_the_client_is_used(bot: Bot) -> None:
+    await bot.text(90, "/start", lang="zh-hans")
+    await bot.text(91, "/start", lang="en")
+    await bot.text(92, "/start", lang="zh-hant")
+    assert "您好" in bot.fake.last_sent(90)["text"]
+    assert bot.fake.last_sent(91)["text"].startswith("Hello")
+    assert "您好" in bot.fake.last_sent(92)["text"]
+
+
+async def test_in_groups_only_commands_for_this_bot_are_answered(bot: Bot) -> None:
+    group = -100500
+    await bot.text(93, "大家好", chat_id=group, chat_type="supergroup")
+    await bot.text(93, "/help@other_bot", chat_id=group, chat_type="supergroup", address_bot=False)
+    assert bot.fake.sent_messages(group) == []
+    await bot.text(93, "/help", chat_id=group, chat_type="supergroup")  # → /help@pufa_test_bot
+    assert "/survey" in bot.fake.last_sent(group)["text"]
+
+
+async def test_failure_is_logged_and_answered_with_an_apology(bot: Bot) -> None:
+    bot.fake.fail_next("sendMessage", error_code=400, description="Bad Request: chat not found")
+    assert await bot.text(94, "/help", lang="en") == 200
+    texts = [m["text"] for m in bot.fake.sent_messages(94)]
+    assert texts and texts[-1].startswith("Sorry, something went wrong")
+
+
+async def test_bind_with_deep_link_gives_the_role(bot: Bot) -> None:
+    from bot.dialogs.invites import create_invite
+    from storage.types import utcnow
+
+    async with transaction(bot.sessions) as session:
+        created = await create_invite(
+            session,
+            b"test-secret-key-not-for-production-0123456789",
+            "staff",
+            now=utcnow(),
+            township="zbp",
+        )
+    await bot.text(95, f"/start b_{created.code}")
+    assert "镇北堡" in bot.fake.last_sent(95)["text"]
+    await bot.text(96, f"/bind {created.code}")
+    assert "已被使用" in bot.fake.last_sent(96)["text"]
+    async with transaction(bot.sessions) as session:
+        roles = dict(
+            (await session.execute(select(ChatIdentity.external_id, ChatIdentity.role))).all()
+        )
+    assert roles == {"95": "staff", "96": "resident"}
+
+
+async def test_restart_in_the_middle_of_a_survey_resumes_at_the_next_question(
+    tg_settings: Settings, fake: FakeBotApi
+) -> None:
+    user = 97
+    first = await _serve(tg_settings)
+    bot1 = Bot(fake, first, None)  # type: ignore[arg-type]
+    await bot1.text(user, "/survey fazhi-2026")
+    for _ in range(3):
+        await bot1.press(user, bot1.last_with_keyboard(user), 0)
+    pending = bot1.last_with_keyboard(user)
+    assert pending["text"].startswith("(4/")
+    await first.close()  # the process goes away
+
+    second = await _serve(tg_settings)  # a new process on the same database
+    try:
+        bot2 = Bot(fake, second, None)  # type: ignore[arg-type]
+        assert await bot2.press(user, pending, 0) == 200
+        assert bot2.last_with_keyboard(user)["text"].startswith("(5/")
+    finally:
+        await second.close()
+
+
+async def test_polling_mode_answers_updates(
+    make_settings: Callable[..., Settings], fake: FakeBotApi
+) -> None:
+    settings = make_settings(
+        telegram_token=fake.token, telegram_mode="polling", telegram_api_base=fake.api_base
+    )
+    client = TestClient(TestServer(create_app(settings), host="127.0.0.1"))
+    await client.start_server()
+    try:
+        fake.queue_update(fake.make_message_update(None, 98, None, "/help", language_code="en"))
+        call = await fake.wait_for("sendMessage", timeout=10, chat_id=98)
+        assert "survey" in call.params["text"]
+    finally:
+        await client.close()
+    await asyncio.sleep(0)

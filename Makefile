@@ -24,8 +24,20 @@ run: $(STAMP) $(MO)
 	$(BIN)/pufa seed --demo
 	PUFA_LOG_FORMAT=$${PUFA_LOG_FORMAT:-text} exec $(BIN)/pufa serve
 
+## make browser: install Debian's chromium (and a CJK font) for the headless browser test, once
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo -n"; fi; \
+	  echo "installing chromium with apt-get"; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null >/dev/null && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	    chromium fonts-wqy-microhei </dev/null >/dev/null \
+	  || echo "could not install chromium; the browser test fails under CI=true"; \
+	else echo "no apt-get: install chromium by hand for the browser test"; fi
+
 ## make test: set up and run the whole suite (PUFA_TEST_POSTGRES_URL selects PostgreSQL)
-test: $(STAMP) $(MO)
+test: $(STAMP) $(MO) browser
 	$(BIN)/ruff check .
 	$(BIN)/python tools/i18n.py check
 	$(BIN)/pytest -q $(PYTEST_ARGS)

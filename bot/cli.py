@@ -207,7 +207,7 @@ def register(group: click.Group) -> None:
                 group.add_command(command)
 
 
-_FEATURE_COMMANDS: list[str] = ["bot.chat_cli"]
+_FEATURE_COMMANDS: list[str] = ["bot.chat_cli", "surveys.cli"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -26,4 +26,17 @@ async def seed_demo(
 ) -> core_seed.SeedReport:
     """Load sample data so a newcomer sees a populated console (all marked as sample)."""
     report = await core_seed.load_demo(session, report)
+    from sqlalchemy import select
+
+    from storage.models import Township
+    from storage.types import utcnow
+    from surveys.demo import seed_sample_responses
+    from surveys.schema import load_catalog as load_surveys
+
+    towns = list(
+        (await session.execute(select(Township.code).where(Township.sample.is_(True)))).scalars()
+    )
+    made = await seed_sample_responses(session, load_surveys(), towns, utcnow())
+    if made:
+        report.created["survey_response"] = made
     return report

@@ -345,7 +345,10 @@ async def survey_submit(request: web.Request) -> web.StreamResponse:
         channel="h5",
     )
     if isinstance(outcome, SubmitResult):
-        response = web.HTTPSeeOther(f"/s/{survey.code}/thanks?" + urlencode({"lang": locale}))
+        response = web.Response(
+            status=303,
+            headers={"Location": f"/s/{survey.code}/thanks?" + urlencode({"lang": locale})},
+        )
         set_respondent_cookie(response, cookie)
         return response
     if isinstance(outcome, InvalidAnswers):

@@ -1,0 +1,394 @@
+"""Survey commands: ``pufa surveys list|open|close``, ``pufa invite residents``,
+``pufa results`` and ``pufa token create|list|revoke``.
+
+Exposed as :data:`commands` for ``bot.cli._FEATURE_COMMANDS``. Failures raise
+:class:`~bot.errors.PufaError` (one line on stderr, exit status 1); commands that create a
+secret print it alone on the last line of stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bot.cli import get_settings, with_sessions
+from bot.errors import PufaError
+
+__all__ = ["commands"]
+
+
+def _catalog() -> dict[str, Any]:
+    from surveys.schema import CatalogError, load_catalog
+
+    try:
+        return load_catalog()
+    except CatalogError as exc:
+        raise PufaError(f"the survey catalog is broken: {exc}") from exc
+
+
+def _survey(code: str) -> Any:
+    catalog = _catalog()
+    if code not in catalog:
+        known = ", ".join(sorted(catalog)) or "none"
+        raise PufaError(f"unknown survey {code!r} (known: {known})")
+    return catalog[code]
+
+
+def _run(ctx: click.Context, body: Any) -> Any:
+    settings = get_settings(ctx)
+    return asyncio.run(with_sessions(settings, body))
+
+
+async def _synced(session: Any) -> None:
+    """Make sure survey_state knows every catalog survey (as ``pufa seed`` does)."""
+    from surveys.service import sync_catalog
+
+    await sync_catalog(session, _catalog())
+
+
+# --------------------------------------------------------------------------------------------
+# pufa surveys
+
+
+@click.group()
+def surveys() -> None:
+    """List surveys; open or close one."""
+
+
+@surveys.command("list")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_context
+def surveys_list(ctx: click.Context, fmt: str) -> None:
+    """Surveys with their state (open now or not) and response counts."""
+    from sqlalchemy import select
+
+    from storage.db import transaction
+    from storage.models_surveys import SurveyState
+    from storage.types import utcnow
+    from surveys.service import response_counts, state_is_open
+
+    async def body(sessions: Any) -> list[dict[str, Any]]:
+        async with transaction(sessions) as session:
+            await _synced(session)
+            states = (
+                (await session.execute(select(SurveyState).order_by(SurveyState.code)))
+                .scalars()
+                .all()
+            )
+            counts = await response_counts(session)
+        now = utcnow()
+        tz = get_settings(ctx).tz
+        return [
+            {
+                "code": s.code,
+                "title": s.title_zh,
+                "status": s.status,
+                "open": state_is_open(s.status, s.opens_at, s.closes_at, now),
+                "opens_at": s.opens_at.astimezone(tz).isoformat() if s.opens_at else None,
+                "closes_at": s.closes_at.astimezone(tz).isoformat() if s.closes_at else None,
+                "responses": counts.get(s.code, 0),
+            }
+            for s in states
+        ]
+
+    rows = _run(ctx, body)
+    if fmt == "json":
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    from surveys.reports import format_table
+
+    table = [["code", "title", "status", "open now", "window", "responses"]]
+    for r in rows:
+        window = f"{(r['opens_at'] or '…')[:10]} – {(r['closes_at'] or '…')[:10]}"
+        table.append(
+            [
+                r["code"],
+                r["title"],
+                r["status"],
+                "yes" if r["open"] else "no",
+                window,
+                str(r["responses"]),
+            ]
+        )
+    click.echo(format_table(table, right={5}))
+
+
+def _set_status(ctx: click.Context, code: str, status: str) -> None:
+    _survey(code)
+    from sqlalchemy import update
+
+    from storage.audit import record
+    from storage.db import transaction
+    from storage.models_surveys import SurveyState
+    from storage.types import utcnow
+
+    async def body(sessions: Any) -> None:
+        async with transaction(sessions) as session:
+            await _synced(session)
+            await session.execute(
+                update(SurveyState)
+                .where(SurveyState.code == code)
+                .values(status=status, updated_at=utcnow())
+            )
+            record(session, "cli", f"survey.{status}", code)
+
+    _run(ctx, body)
+
+
+@surveys.command("open")
+@click.argument("survey")
+@click.pass_context
+def surveys_open(ctx: click.Context, survey: str) -> None:
+    """Open SURVEY now, even outside its catalog window."""
+    _set_status(ctx, survey, "open")
+    click.echo(f"{survey}: open")
+
+
+@surveys.command("close")
+@click.argument("survey")
+@click.pass_context
+def surveys_close(ctx: click.Context, survey: str) -> None:
+    """Close SURVEY: no more answers are taken."""
+    _set_status(ctx, survey, "closed")
+    click.echo(f"{survey}: closed")
+
+
+# --------------------------------------------------------------------------------------------
+# pufa invite residents
+
+
+@click.group()
+def invite() -> None:
+    """Create invitations."""
+
+
+@invite.command("residents")
+@click.argument("survey")
+@click.option("--township", required=True, help="Township code the invitations belong to.")
+@click.option("--count", type=click.IntRange(1, 100_000), required=True)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="CSV file to write."
+)
+@click.option(
+    "--qr",
+    "qr_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write one QR image per token into this folder.",
+)
+@click.option("--batch", default=None, help="Batch label (default: township and time).")
+@click.pass_context
+def invite_residents(
+    ctx: click.Context,
+    survey: str,
+    township: str,
+    count: int,
+    output: Path | None,
+    qr_dir: Path | None,
+    batch: str | None,
+) -> None:
+    """A batch of single-use invitation tokens for SURVEY: CSV with token,url."""
+    _survey(survey)
+    settings = get_settings(ctx)
+    from sqlalchemy import select
+
+    from storage.audit import record
+    from storage.db import transaction
+    from storage.models import Township
+    from storage.types import utcnow
+    from surveys.invitations import create_invitations, invitations_csv, write_qr_codes
+
+    async def body(sessions: Any) -> tuple[str, list[str]]:
+        async with transaction(sessions) as session:
+            exists = (
+                await session.execute(select(Township.id).where(Township.code == township))
+            ).first()
+            if exists is None:
+                raise PufaError(f"unknown township {township!r} (load it with pufa seed/import)")
+            made = await create_invitations(
+                session,
+                settings.secret(),
+                survey,
+                township=township,
+                count=count,
+                now=utcnow(),
+                batch=batch,
+            )
+            record(session, "cli", "survey.invite", survey, township=township, count=count)
+            return made
+
+    batch_name, tokens = _run(ctx, body)
+    csv_text = invitations_csv(settings.public_url, survey, tokens)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(csv_text, encoding="utf-8-sig")  # BOM: Excel/WPS read UTF-8
+        click.echo(f"{count} invitations (batch {batch_name}) written to {output}")
+    else:
+        sys.stdout.write(csv_text)
+    if qr_dir is not None:
+        written = write_qr_codes(qr_dir, settings.public_url, survey, tokens)
+        click.echo(f"{len(written)} QR codes written to {qr_dir}", err=output is None)
+
+
+# --------------------------------------------------------------------------------------------
+# pufa results
+
+
+@click.command()
+@click.argument("survey")
+@click.option("--by", type=click.Choice(["township", "channel"]), default=None)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "xlsx"]), default="table")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--township", default=None, help="Only this township's answers.")
+@click.option("--baseline", default=None, help="Previous period's survey (显著提高 indicators).")
+@click.option("--lang", default=None, help="zh_CN (default) or en.")
+@click.pass_context
+def results(
+    ctx: click.Context,
+    survey: str,
+    by: str | None,
+    fmt: str,
+    output: Path | None,
+    township: str | None,
+    baseline: str | None,
+    lang: str | None,
+) -> None:
+    """Satisfaction report of SURVEY: each indicator against its target."""
+    definition = _survey(survey)
+    settings = get_settings(ctx)
+    from bot.i18n import negotiate
+    from surveys.reports import render_json, render_table, render_xlsx
+    from surveys.results import compute_results
+
+    locale = negotiate(lang, settings.default_locale) if lang else settings.default_locale
+
+    async def body(sessions: Any) -> Any:
+        async with sessions() as session:
+            return await compute_results(
+                session, definition, locale=locale, township=township, baseline=baseline
+            )
+
+    report = _run(ctx, body)
+    if fmt == "xlsx":
+        if output is None:
+            raise click.UsageError("--format xlsx needs -o FILE")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_bytes(render_xlsx(report, locale))
+        click.echo(f"written {output}")
+        return
+    text = render_json(report, by) if fmt == "json" else render_table(report, locale, by)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"written {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+# --------------------------------------------------------------------------------------------
+# pufa token
+
+
+@click.group()
+def token() -> None:
+    """Bearer tokens for the results API."""
+
+
+@token.command("create")
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "analyst", "coordinator", "staff"]),
+    required=True,
+)
+@click.option("--township", default=None, help="Township code (required for staff).")
+@click.option("--label", default="", help="A note on who uses the token.")
+@click.pass_context
+def token_create(ctx: click.Context, role: str, township: str | None, label: str) -> None:
+    """Create a token; it is printed once, alone on the last line."""
+    if role == "staff" and not township:
+        raise click.UsageError("--role staff needs --township")
+    if role != "staff" and township:
+        raise click.UsageError("only --role staff takes --township")
+    from sqlalchemy import select
+
+    from storage.audit import record
+    from storage.db import transaction
+    from storage.models import Township
+    from storage.types import utcnow
+    from surveys.tokens import create_api_token
+
+    async def body(sessions: Any) -> tuple[str, Any]:
+        async with transaction(sessions) as session:
+            if township is not None:
+                found = (
+                    await session.execute(select(Township.id).where(Township.code == township))
+                ).first()
+                if found is None:
+                    raise PufaError(f"unknown township {township!r}")
+            made = await create_api_token(
+                session, role, township=township, label=label, now=utcnow()
+            )
+            record(session, "cli", "token.create", made[1].prefix, role=role, township=township)
+            return made
+
+    secret, row = _run(ctx, body)
+    scope = f" for township {township}" if township else ""
+    click.echo(f"API token #{row.id} ({row.prefix}…), role {role}{scope}; shown only now:")
+    click.echo(secret)
+
+
+@token.command("list")
+@click.pass_context
+def token_list(ctx: click.Context) -> None:
+    """Tokens (prefix, role, township, created, revoked); never the secrets."""
+    from surveys.reports import format_table
+    from surveys.tokens import list_api_tokens
+
+    async def body(sessions: Any) -> list[Any]:
+        async with sessions() as session:
+            return await list_api_tokens(session)
+
+    rows = [["id", "prefix", "role", "township", "label", "created", "revoked"]]
+    for t in _run(ctx, body):
+        rows.append(
+            [
+                str(t.id),
+                t.prefix,
+                t.role,
+                t.township or "",
+                t.label,
+                f"{t.created_at:%Y-%m-%d %H:%M}",
+                f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "",
+            ]
+        )
+    click.echo(format_table(rows))
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@click.pass_context
+def token_revoke(ctx: click.Context, token_id: str) -> None:
+    """Revoke a token by its id or prefix (as shown by ``pufa token list``)."""
+    from storage.audit import record
+    from storage.db import transaction
+    from storage.types import utcnow
+    from surveys.tokens import revoke_api_token
+
+    async def body(sessions: Any) -> int:
+        async with transaction(sessions) as session:
+            n = await revoke_api_token(session, token_id, utcnow())
+            if n:
+                record(session, "cli", "token.revoke", token_id)
+            return n
+
+    if not _run(ctx, body):
+        raise PufaError(f"no live token {token_id!r}")
+    click.echo(f"revoked {token_id}")
+
+
+commands = [surveys, invite, results, token]
+"""The click commands this feature adds to ``pufa``."""

@@ -1,0 +1,267 @@
+"""Satisfaction reports: a terminal table, JSON, and an Excel workbook with a native chart.
+
+The workbook (XlsxWriter) has a summary sheet — indicator, n, rate, 95% interval, target,
+verdict — with a column chart of the rates against their targets drawn by Excel itself, then one
+sheet per indicator with the breakdown by township and by channel. Text is stored as Unicode in
+the XML, so Chinese opens intact in Excel and WPS.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import unicodedata
+from collections.abc import Sequence
+from typing import Any
+
+from bot.i18n import N_, Translator
+from surveys.results import IndicatorRow, SurveyReport
+from surveys.schema import DEFAULT_SCALE, SCALE_CODES, localized
+
+VERDICT_LABELS = {
+    "met": N_("met"),
+    "not_met": N_("not met"),
+    "inconclusive": N_("inconclusive"),
+}
+CHANNEL_LABELS = {
+    "h5": N_("mobile page"),
+    "api": N_("API"),
+    "telegram": "Telegram",
+    "wecom": N_("WeCom"),
+    "console": N_("console"),
+}
+
+
+def _level_label(level: str, locale: str) -> str:
+    option = next((o for o in DEFAULT_SCALE if o.code == level), None)
+    return localized(option.label, locale) if option else level
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, width: int, right: bool = False) -> str:
+    space = " " * max(0, width - _width(text))
+    return space + text if right else text + space
+
+
+def format_table(rows: Sequence[Sequence[str]], right: set[int] | None = None) -> str:
+    """Rows of text as aligned columns (CJK characters count double)."""
+    right = right or set()
+    widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, row in enumerate(rows):
+        lines.append(
+            "  ".join(_pad(cell, widths[i], i in right) for i, cell in enumerate(row)).rstrip()
+        )
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _pct(t: Translator, value: float | None) -> str:
+    return "—" if value is None else t.percent(value)
+
+
+def verdict_text(t: Translator, row: IndicatorRow) -> str:
+    """The verdict in words, with the further responses needed when inconclusive."""
+    result = row.result
+    text = t._(VERDICT_LABELS[str(result.verdict)])
+    if str(result.verdict) == "inconclusive" and result.more_needed:
+        text += " " + t._("(more responses needed: about {n})", n=result.more_needed)
+    elif str(result.verdict) == "inconclusive" and result.n:
+        text += " " + t._("(no realistic sample settles it)")
+    return text
+
+
+def _target_text(t: Translator, row: IndicatorRow) -> str:
+    if row.result.target is None:
+        return t._("significant rise")
+    return "≥ " + t.percent(row.result.target, 0)
+
+
+def _indicator_cells(t: Translator, row: IndicatorRow) -> list[str]:
+    r = row.result
+    return [
+        row.title,
+        str(r.n),
+        _pct(t, r.rate),
+        f"{_pct(t, r.ci_low)}–{_pct(t, r.ci_high)}" if r.n else "—",
+        _target_text(t, row),
+        verdict_text(t, row),
+    ]
+
+
+def render_table(report: SurveyReport, locale: str, by: str | None = None) -> str:
+    """The report as a plain-text table for the terminal."""
+    t = Translator(locale)
+    header = [
+        t._("Indicator"),
+        "n",
+        t._("Rate"),
+        t._("95% interval"),
+        t._("Target"),
+        t._("Verdict"),
+    ]
+    rows = [header] + [_indicator_cells(t, row) for row in report.indicators]
+    out = [f"{report.title} ({report.survey})", format_table(rows, right={1, 2})]
+    if by in ("township", "channel"):
+        groups = report.by_township if by == "township" else report.by_channel
+        for code, indicator_rows in sorted(groups.items(), key=lambda kv: kv[0] or "~"):
+            name = _group_name(t, report, by, code)
+            out.append("")
+            out.append(name)
+            out.append(
+                format_table(
+                    [header] + [_indicator_cells(t, r) for r in indicator_rows], right={1, 2}
+                )
+            )
+    return "\n".join(out) + "\n"
+
+
+def _group_name(t: Translator, report: SurveyReport, by: str, code: str | None) -> str:
+    if by == "township":
+        if code is None:
+            return t._("No township")
+        return f"{report.township_names.get(code, code)} ({code})"
+    label = CHANNEL_LABELS.get(code or "", code or "")
+    return t._(label) if label else ""
+
+
+def render_json(report: SurveyReport, by: str | None = None) -> str:
+    """The report as JSON (same shape as the results API)."""
+    return json.dumps(report.to_dict(by), ensure_ascii=False, indent=2) + "\n"
+
+
+def render_xlsx(report: SurveyReport, locale: str) -> bytes:
+    """The report as an XLSX workbook (summary with chart, one sheet per indicator)."""
+    import xlsxwriter
+
+    t = Translator(locale)
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    book.set_properties({"title": report.title, "subject": report.survey})
+    bold = book.add_format({"bold": True, "bg_color": "#F2DCDB", "border": 1, "text_wrap": True})
+    pct = book.add_format({"num_format": "0.0%", "border": 1})
+    num = book.add_format({"num_format": "0", "border": 1})
+    dec = book.add_format({"num_format": "0.0", "border": 1})
+    text = book.add_format({"border": 1, "text_wrap": True, "valign": "top"})
+    title_fmt = book.add_format({"bold": True, "font_size": 14})
+
+    headers = [
+        t._("Indicator"),
+        t._("Code"),
+        "n",
+        t._("Satisfied"),
+        t._("Rate"),
+        t._("95% lower bound"),
+        t._("95% upper bound"),
+        t._("Target"),
+        t._("Verdict"),
+        t._("More responses needed"),
+        t._("Weighted index"),
+    ]
+
+    def write_rows(sheet: Any, first_row: int, rows: Sequence[tuple[str, IndicatorRow]]) -> int:
+        for col, head in enumerate(headers):
+            sheet.write(first_row, col, head, bold)
+        for i, (label, row) in enumerate(rows, start=first_row + 1):
+            r = row.result
+            sheet.write_string(i, 0, label, text)
+            sheet.write_string(i, 1, r.code, text)
+            sheet.write_number(i, 2, r.n, num)
+            sheet.write_number(i, 3, r.satisfied, num)
+            for col, value in (
+                (4, r.rate),
+                (5, r.ci_low if r.n else None),
+                (6, r.ci_high if r.n else None),
+                (7, r.target),
+            ):
+                if value is None:
+                    sheet.write_blank(i, col, None, pct)
+                else:
+                    sheet.write_number(i, col, value, pct)
+            if r.target is None:
+                sheet.write_string(i, 7, t._("significant rise"), text)
+            sheet.write_string(i, 8, t._(VERDICT_LABELS[str(r.verdict)]), text)
+            if r.more_needed is None:
+                sheet.write_blank(i, 9, None, num)
+            else:
+                sheet.write_number(i, 9, r.more_needed, num)
+            if row.index is None:
+                sheet.write_blank(i, 10, None, dec)
+            else:
+                sheet.write_number(i, 10, row.index, dec)
+        return first_row + len(rows)
+
+    summary = book.add_worksheet(t._("Summary")[:31])
+    summary.write(0, 0, f"{report.title} ({report.survey})", title_fmt)
+    last = write_rows(summary, 2, [(row.title, row) for row in report.indicators])
+    summary.set_column(0, 0, 46)
+    summary.set_column(1, 1, 20)
+    summary.set_column(2, 10, 12)
+    summary.freeze_panes(3, 1)
+
+    if report.indicators:
+        chart = book.add_chart({"type": "column"})
+        sheet_name = summary.get_name()
+        chart.add_series(
+            {
+                "name": t._("Rate"),
+                "categories": [sheet_name, 3, 1, last, 1],
+                "values": [sheet_name, 3, 4, last, 4],
+                "fill": {"color": "#9B1C1C"},
+                "data_labels": {"value": True, "num_format": "0%"},
+            }
+        )
+        line = book.add_chart({"type": "line"})
+        line.add_series(
+            {
+                "name": t._("Target"),
+                "categories": [sheet_name, 3, 1, last, 1],
+                "values": [sheet_name, 3, 7, last, 7],
+                "line": {"none": True},
+                "marker": {"type": "dash", "size": 12, "fill": {"color": "#1D4ED8"}},
+            }
+        )
+        chart.combine(line)
+        chart.set_title({"name": t._("Satisfaction against target")})
+        chart.set_y_axis({"min": 0, "max": 1, "num_format": "0%"})
+        chart.set_legend({"position": "bottom"})
+        chart.set_size({"width": 900, "height": 380})
+        summary.insert_chart(last + 2, 0, chart)
+
+    used: set[str] = {summary.get_name()}
+    for index, row in enumerate(report.indicators):
+        name = row.result.code[:31]
+        if name in used:
+            name = f"{index}-{name}"[:31]
+        used.add(name)
+        sheet = book.add_worksheet(name)
+        sheet.write(0, 0, row.title, title_fmt)
+        current = 2
+        sheet.write(current, 0, t._("By township"), title_fmt)
+        town_rows = []
+        for code, rows in sorted(report.by_township.items(), key=lambda kv: kv[0] or "~"):
+            match = next((r for r in rows if r.result.code == row.result.code), None)
+            if match is not None:
+                town_rows.append((_group_name(t, report, "township", code), match))
+        current = write_rows(sheet, current + 1, town_rows) + 2
+        sheet.write(current, 0, t._("By channel"), title_fmt)
+        channel_rows = []
+        for code, rows in sorted(report.by_channel.items()):
+            match = next((r for r in rows if r.result.code == row.result.code), None)
+            if match is not None:
+                channel_rows.append((_group_name(t, report, "channel", code), match))
+        current = write_rows(sheet, current + 1, channel_rows) + 2
+        sheet.write(current, 0, t._("Answers per level"), title_fmt)
+        ordered = sorted(row.levels.items(), key=lambda kv: SCALE_CODES.index(kv[0]))
+        for offset, (level, count) in enumerate(ordered):
+            sheet.write_string(current + 1 + offset, 0, _level_label(level, locale), text)
+            sheet.write_number(current + 1 + offset, 1, count, num)
+        sheet.set_column(0, 0, 30)
+        sheet.set_column(1, 1, 20)
+        sheet.set_column(2, 10, 12)
+    book.close()
+    return buffer.getvalue()

@@ -1,0 +1,127 @@
+"""The mobile survey pages over real HTTP (no JavaScript involved)."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from typing import Any
+
+from sqlalchemy import func, select
+
+from storage.models_surveys import SurveyResponse
+from tests.surveys.conftest import fazhi_answers, make_invitations
+from tests.surveys.test_api import opened, set_status
+
+
+class _Form(HTMLParser):
+    """Collects inputs, labels and hidden fields of the page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inputs: list[dict[str, str | None]] = []
+        self.label_for: set[str] = set()
+        self.hidden: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag in ("input", "textarea"):
+            self.inputs.append(a)
+            if a.get("type") == "hidden":
+                self.hidden[a["name"] or ""] = a.get("value") or ""
+        if tag == "label" and a.get("for"):
+            self.label_for.add(a["for"] or "")
+
+
+def form_fields(answers: dict[str, Any], hidden: dict[str, str]) -> list[tuple[str, str]]:
+    fields = list(hidden.items())
+    for code, value in answers.items():
+        if isinstance(value, list):
+            fields.extend((code, v) for v in value)
+        elif value is not None:
+            fields.append((code, value))
+    return fields
+
+
+async def test_page_is_small_accessible_and_localized(client: Any, sessions: Any) -> None:
+    await opened(client, sessions)
+    res = await client.get("/s/fazhi-2026")
+    assert res.status == 200
+    html = await res.text()
+    assert len(html.encode()) < 60 * 1024
+    assert '<html lang="zh-CN">' in html
+    assert 'name="viewport" content="width=device-width, initial-scale=1"' in html
+    assert "<script" not in html
+    assert "2026年西夏区法治政府建设满意度调查" in html
+    assert "非常满意" in html and "提交" in html
+    page = _Form()
+    page.feed(html)
+    visible = [i for i in page.inputs if i.get("type") != "hidden"]
+    assert len(visible) == 8 * 5 + 6 + 1
+    assert all(i["id"] in page.label_for for i in visible), "every input has its label"
+    assert page.hidden["idem"]
+    en = await (await client.get("/s/fazhi-2026?lang=en")).text()
+    assert '<html lang="en">' in en and "Very satisfied" in en and "Submit" in en
+
+
+async def test_validation_errors_keep_answers(client: Any, sessions: Any) -> None:
+    await opened(client, sessions)
+    page = _Form()
+    page.feed(await (await client.get("/s/fazhi-2026?src=")).text())
+    answers = fazhi_answers("very_satisfied", comment="路灯修得很快")
+    del answers["oversight"]
+    res = await client.post(
+        "/s/fazhi-2026", data=form_fields(answers, page.hidden), allow_redirects=False
+    )
+    assert res.status == 422
+    html = await res.text()
+    assert "请回答此题。" in html
+    assert 'aria-invalid="true"' in html or 'aria-describedby="q-oversight-err"' in html
+    assert "路灯修得很快" in html
+    checked = re.findall(r'name="business_env" value="(\w+)" checked', html)
+    assert checked == ["very_satisfied"]
+    assert re.findall(r'name="channels" value="(\w+)" checked', html) == ["mobile", "website"]
+    async with sessions() as session:
+        assert (await session.execute(select(func.count(SurveyResponse.id)))).scalar_one() == 0
+
+
+async def test_submit_redirects_to_thanks_and_double_submit_counts_once(
+    client: Any, sessions: Any
+) -> None:
+    await opened(client, sessions)
+    page = _Form()
+    page.feed(await (await client.get("/s/fazhi-2026?lang=en")).text())
+    fields = form_fields(fazhi_answers(), page.hidden)
+    res = await client.post("/s/fazhi-2026", data=fields, allow_redirects=False)
+    assert res.status == 303
+    assert res.headers["Location"] == "/s/fazhi-2026/thanks?lang=en"
+    again = await client.post("/s/fazhi-2026", data=fields, allow_redirects=False)
+    assert again.status == 303  # the same form posted twice is one response
+    thanks = await client.get(res.headers["Location"])
+    assert "Thank you!" in await thanks.text()
+    async with sessions() as session:
+        rows = (await session.execute(select(SurveyResponse))).scalars().all()
+    assert len(rows) == 1 and rows[0].channel == "h5" and rows[0].locale == "en"
+
+
+async def test_closed_used_and_invalid_pages(client: Any, sessions: Any) -> None:
+    await opened(client, sessions)
+    (token,) = await make_invitations(sessions, 1)
+    page = _Form()
+    page.feed(await (await client.get(f"/s/fazhi-2026?t={token}")).text())
+    assert page.hidden["t"] == token
+    ok = await client.post(
+        "/s/fazhi-2026", data=form_fields(fazhi_answers(), page.hidden), allow_redirects=False
+    )
+    assert ok.status == 303
+    used = await client.get(f"/s/fazhi-2026?t={token}")
+    assert used.status == 409
+    assert "此邀请已使用" in await used.text()
+    invalid = await client.get("/s/fazhi-2026?t=not-a-real-token&lang=en")
+    assert invalid.status == 404
+    assert "This invitation link is not valid" in await invalid.text()
+    missing = await client.get("/s/no-such-survey")
+    assert missing.status == 404 and "未找到该问卷" in await missing.text()
+    await set_status(sessions, "fazhi-2026", "closed")
+    closed = await client.get("/s/fazhi-2026")
+    assert closed.status == 410
+    assert "本问卷已结束" in await closed.text()

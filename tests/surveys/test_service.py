@@ -56,20 +56,19 @@ async def _submit(sessions: Any, answers: dict[str, Any] | None = None, **kw: An
 
 async def test_submit_writes_in_the_callers_transaction(sessions: Any) -> None:
     await seed_surveys(sessions)
-    async with sessions() as session:
-        async with session.begin():
-            result = await submit_response(
-                session,
-                FAZHI,
-                fazhi_answers(),
-                respondent=pseudonym(SECRET, "chat", "wecom:zhangsan"),
-                channel="wecom",
-                township_code="zbp",
-                locale="zh_CN",
-                now=NOW,
-            )
-            assert result.created and result.township == "zbp"
-            await session.rollback()  # the caller decides: nothing was committed
+    async with sessions() as session, session.begin():
+        result = await submit_response(
+            session,
+            FAZHI,
+            fazhi_answers(),
+            respondent=pseudonym(SECRET, "chat", "wecom:zhangsan"),
+            channel="wecom",
+            township_code="zbp",
+            locale="zh_CN",
+            now=NOW,
+        )
+        assert result.created and result.township == "zbp"
+        await session.rollback()  # the caller decides: nothing was committed
     async with sessions() as session:
         assert (await session.execute(select(func.count(SurveyResponse.id)))).scalar_one() == 0
 

@@ -29,6 +29,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -324,9 +325,9 @@ class Question(_Model):
             raise DefinitionIssue(problems)
         return self
 
-    @property
+    @cached_property
     def option_codes(self) -> tuple[str, ...]:
-        """The codes of the options, in order."""
+        """The codes of the options, in order (computed once: the model is frozen)."""
         return tuple(option.code for option in self.options)
 
     def option(self, code: str) -> Option | None:
@@ -486,9 +487,15 @@ class Survey(_Model):
         self._by_code = earlier
         return self
 
+    @cached_property
+    def _question_map(self) -> dict[str, Question]:
+        # Plain dict lookup on the hot path (submissions); private attributes of a pydantic
+        # model go through a slower __getattr__.
+        return dict(self._by_code)
+
     def question(self, code: str) -> Question | None:
         """The question with this code, or ``None``."""
-        return self._by_code.get(code)
+        return self._question_map.get(code)
 
     def indicator(self, code: str) -> Indicator | None:
         """The indicator with this code, or ``None``."""

@@ -56,6 +56,11 @@ __all__ = [
 ]
 
 
+_RESPONSES = SurveyResponse.__table__  # type: ignore[attr-defined]
+_ANSWERS = SurveyAnswer.__table__  # type: ignore[attr-defined]
+_INVITATIONS = SurveyInvitation.__table__  # type: ignore[attr-defined]
+
+
 # --------------------------------------------------------------------------------------------
 # Pseudonyms and tokens
 
@@ -364,18 +369,18 @@ async def submit_many(
             }
             for _, item, _, invitation_id, township in to_insert
         ]
-        ids = (
-            (
-                await session.execute(
-                    insert(SurveyResponse).returning(
-                        SurveyResponse.id, sort_by_parameter_order=True
-                    ),
-                    response_rows,
-                )
-            )
-            .scalars()
-            .all()
+        # Core statements (not ORM bulk inserts): one executemany each, batched by the driver.
+        conn = await session.connection()
+        # RETURNING without sort_by_parameter_order lets the driver insert many rows per
+        # statement; rows are matched back by (survey, respondent), unique within the batch.
+        returned = await conn.execute(
+            insert(_RESPONSES).returning(
+                _RESPONSES.c.id, _RESPONSES.c.survey, _RESPONSES.c.respondent
+            ),
+            response_rows,
         )
+        by_who = {(r.survey, r.respondent): r.id for r in returned}
+        ids = [by_who[(item.survey.code, item.respondent)] for _, item, _, _, _ in to_insert]
         answer_rows: list[dict[str, Any]] = []
         used: list[dict[str, Any]] = []
         for (index, item, clean, invitation_id, township), rid in zip(to_insert, ids, strict=True):
@@ -399,7 +404,7 @@ async def submit_many(
             if invitation_id is not None:
                 used.append({"b_id": invitation_id, "b_now": item.now})
         if answer_rows:
-            await session.execute(insert(SurveyAnswer), answer_rows)
+            await conn.execute(insert(_ANSWERS), answer_rows)
         if used:
             await _mark_tokens_used(session, used)
 
@@ -415,13 +420,14 @@ async def submit_many(
 
 
 async def _mark_tokens_used(session: AsyncSession, used: list[dict[str, Any]]) -> None:
-    table = SurveyInvitation.__table__  # type: ignore[attr-defined]
+    table = _INVITATIONS
     stmt = (
         update(table)
         .where(table.c.id == bindparam("b_id"), table.c.used_at.is_(None))
         .values(used_at=bindparam("b_now"))
     )
-    result = await session.execute(stmt, used, execution_options={"synchronize_session": False})
+    conn = await session.connection()
+    result = await conn.execute(stmt, used)
     if result.rowcount is not None and 0 <= result.rowcount < len(used):
         # Another writer used a token between our read and this write.
         raise IntegrityError("invitation already used", None, Exception("token used"))

@@ -293,3 +293,31 @@ async def test_openapi_document_matches_the_routes(client: Any) -> None:
     assert served == routed
     post = doc["paths"]["/api/v1/surveys/{survey}/responses"]["post"]
     assert {"200", "201", "409", "410", "413", "422"} <= set(post["responses"])
+
+
+async def test_concurrent_submissions_share_commits(client: Any, sessions: Any) -> None:
+    import asyncio
+
+    from surveys.api import COMMITTER
+
+    await opened(client, sessions)
+    tokens = await make_invitations(sessions, 60)
+    committer = client.app[COMMITTER]
+    before = committer.batches
+
+    async def one(token: str) -> int:
+        res = await client.post(
+            URL,
+            json={"answers": fazhi_answers(), "token": token},
+            headers={"Idempotency-Key": token},
+        )
+        return res.status
+
+    statuses = await asyncio.gather(*(one(t) for t in tokens))
+    assert statuses == [201] * 60
+    assert await count_responses(sessions) == 60
+    batches = committer.batches - before
+    assert batches < 60, "concurrent requests should be committed together"
+    # every 2xx was sent after its commit: a fresh connection sees all of them
+    replays = await asyncio.gather(*(one(t) for t in tokens[:5]))
+    assert replays == [200] * 5

@@ -22,12 +22,13 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from aiohttp import web
 
 from bot.context import SESSIONS, SETTINGS
-from bot.i18n import N_, Translator
+from bot.i18n import N_, Translator, negotiate
 from bot.web.errors import MAX_BODY, json_error, request_locale
 from storage.models_surveys import SurveyState
 from surveys.committer import GroupCommitter
@@ -67,6 +68,13 @@ ERROR_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.NOT_APPLICABLE: N_("This question does not apply given your other answers."),
     ErrorCode.UNKNOWN_QUESTION: N_("This survey has no such question."),
 }
+
+
+@lru_cache(maxsize=16)
+def translator(locale: str | None) -> Translator:
+    """A shared :class:`Translator` per locale (building one parses Babel locale data, which
+    is too slow to repeat on every request)."""
+    return Translator(locale)
 
 
 def answer_error_message(error: AnswerError, t: Translator) -> str:
@@ -235,7 +243,7 @@ async def submit_via_committer(
 async def post_response(request: web.Request) -> web.Response:
     """``POST /api/v1/surveys/{survey}/responses``."""
     survey = get_survey(request)
-    t = Translator(request_locale(request))
+    t = translator(request_locale(request))
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
     raw = await request.read()
@@ -272,7 +280,7 @@ async def post_response(request: web.Request) -> web.Response:
             "params": {},
         }
     lang = body.get("lang")
-    locale = Translator(lang).locale if isinstance(lang, str) and lang else t.locale
+    locale = negotiate(lang, t.locale) if isinstance(lang, str) and lang else t.locale
     key = request.headers.get("Idempotency-Key")
     if key is not None and not _KEY_RE.fullmatch(key):
         fields["Idempotency-Key"] = {
@@ -396,7 +404,7 @@ async def get_results(request: web.Request) -> web.Response:
             fields={
                 "by": {
                     "code": "invalid",
-                    "message": Translator(request_locale(request))._(
+                    "message": translator(request_locale(request))._(
                         N_("Use by=township or by=channel.")
                     ),
                     "params": {},

@@ -21,8 +21,9 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from bot.context import SESSIONS, SETTINGS
-from bot.i18n import N_, Translator
+from bot.i18n import N_, negotiate
 from bot.web.errors import request_locale
+from surveys.api import translator
 from surveys.engine import AnswerError, visible_questions
 from surveys.schema import Survey, localized
 from surveys.service import (
@@ -57,7 +58,7 @@ def make_env() -> jinja2.Environment:
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
     """Render a page in the request's locale."""
     locale = context.pop("locale", None) or request_locale(request)
-    t = Translator(locale)
+    t = translator(locale)
     html = (
         request.app[H5_ENV]
         .get_template(template)
@@ -85,7 +86,7 @@ def _lang_attr(locale: str) -> str:
 
 def _page_locale(request: web.Request, form: MultiDictProxy[Any] | None = None) -> str:
     if form is not None and form.get("lang"):
-        return Translator(str(form["lang"])).locale
+        return negotiate(str(form["lang"]), request_locale(request))
     return request_locale(request)
 
 
@@ -98,7 +99,7 @@ def _message(
     locale: str | None = None,
 ) -> web.Response:
     locale = locale or request_locale(request)
-    t = Translator(locale)
+    t = translator(locale)
     return render(
         request,
         "message.html",
@@ -324,7 +325,7 @@ async def survey_submit(request: web.Request) -> web.StreamResponse:
         return survey
     form = await request.post()
     locale = _page_locale(request, form)
-    t = Translator(locale)
+    t = translator(locale)
     token = _clean_param(str(form.get("t", "")))
     src = _clean_param(str(form.get("src", "")), 24)
     idem = _clean_param(str(form.get("idem", ""))) or None

@@ -18,6 +18,7 @@ buttons are answered. Errors are logged and answered with a localized apology.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import hmac
 import json
@@ -38,6 +39,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Contex
 from telegram.request import BaseRequest
 
 from bot.channels.base import Inbound, Reply
+from bot.channels.telegram_request import AiohttpRequest
 from bot.dialogs.runtime import BOT_COMMANDS, DialogRuntime, apology
 from bot.i18n import Translator, negotiate
 from bot.settings import SHIPPED_LOCALES, Settings
@@ -128,7 +130,8 @@ class TelegramChannel:
     Args:
         settings: Token, API base, mode, webhook secret and send rate.
         runtime: The dialog runtime that answers every update.
-        request: PTB request object for Bot API calls (default: PTB's HTTPX request).
+        request: PTB request backend for Bot API calls (default: :class:`AiohttpRequest`,
+            cheaper per call than PTB's httpx default; ``getUpdates`` keeps PTB's own).
     """
 
     def __init__(
@@ -147,8 +150,7 @@ class TelegramChannel:
         )
         if api_base.endswith("/bot"):
             builder = builder.base_file_url(api_base[: -len("/bot")] + "/file/bot")
-        if request is not None:
-            builder = builder.request(request)
+        builder = builder.request(request if request is not None else AiohttpRequest())
         if settings.telegram_mode == "webhook":
             builder = builder.updater(None)
         self.application: Application = builder.build()  # type: ignore[type-arg]
@@ -269,24 +271,50 @@ class TelegramChannel:
     async def deliver(
         self, chat_id: str, replies: Sequence[Reply], *, source_message_id: str | None = None
     ) -> None:
-        """Send (or, for ``edit_source``, edit) each reply in ``chat_id``."""
-        bot = self.application.bot
-        for reply in replies:
-            markup = _markup(reply)
-            if reply.kind == "edit_source" and source_message_id is not None:
-                try:
-                    await bot.edit_message_text(
-                        reply.text,
-                        chat_id=int(chat_id),
-                        message_id=int(source_message_id),
-                        reply_markup=markup,
-                    )
-                    continue
-                except BadRequest as exc:
-                    if "not modified" in exc.message.lower():
-                        continue
-                    log.info("could not edit; sending instead", extra={"error": exc.message})
-            await bot.send_message(int(chat_id), reply.text, reply_markup=markup)
+        """Send (or, for ``edit_source``, edit) each reply in ``chat_id``.
+
+        New messages go out in order; an edit of the pressed message runs alongside the first
+        of them (they touch different messages, so their order does not matter).
+        """
+        edits = [r for r in replies if r.kind == "edit_source" and source_message_id]
+        sends = [r for r in replies if r not in edits]
+        if not edits:
+            for reply in sends:
+                await self._send(chat_id, reply)
+            return
+        if not sends:
+            for reply in edits:
+                await self._edit(chat_id, reply, source_message_id or "")
+            return
+
+        async def edit_all() -> None:
+            for reply in edits:
+                await self._edit(chat_id, reply, source_message_id or "")
+
+        async def send_all() -> None:
+            for reply in sends:
+                await self._send(chat_id, reply)
+
+        await asyncio.gather(edit_all(), send_all())
+
+    async def _send(self, chat_id: str, reply: Reply) -> None:
+        await self.application.bot.send_message(
+            int(chat_id), reply.text, reply_markup=_markup(reply)
+        )
+
+    async def _edit(self, chat_id: str, reply: Reply, message_id: str) -> None:
+        try:
+            await self.application.bot.edit_message_text(
+                reply.text,
+                chat_id=int(chat_id),
+                message_id=int(message_id),
+                reply_markup=_markup(reply),
+            )
+        except BadRequest as exc:
+            if "not modified" in exc.message.lower():
+                return
+            log.info("could not edit; sending instead", extra={"error": exc.message})
+            await self._send(chat_id, reply)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         error = context.error

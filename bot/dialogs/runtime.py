@@ -20,6 +20,8 @@ are closed.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +68,12 @@ LANGUAGE_NAMES: Mapping[str, str] = {"zh_CN": "中文", "en": "English"}
 _MAX_RETRIES = 3
 _BUTTON_KEY = "_b"
 _PAUSED_KEY = "_paused"
+
+
+@functools.lru_cache(maxsize=16)
+def translator(locale: str) -> Translator:
+    """A shared :class:`Translator` per locale (it holds no per-person state)."""
+    return Translator(locale)
 
 
 def apology(locale: str | None) -> str:
@@ -208,6 +216,12 @@ class DialogRuntime:
         self.resume_after = resume_after
         self.expire_after = expire_after
         self.flows: dict[str, Flow] = {}
+        bind = sessions.kw.get("bind")
+        # SQLite has one writer at a time and makes waiting writers sleep-poll; queueing this
+        # process's steps on a lock instead keeps the wait short and fair. PostgreSQL locks rows.
+        self._sqlite_lock: asyncio.Lock | None = (
+            asyncio.Lock() if bind is not None and bind.dialect.name == "sqlite" else None
+        )
         self.commands: dict[str, CommandHandler] = {
             "help": _cmd_help,
             "lang": _cmd_lang,
@@ -247,7 +261,10 @@ class DialogRuntime:
         """Run one step for ``inbound`` and return the replies ([] for a redelivered event)."""
         for attempt in range(_MAX_RETRIES):
             try:
-                return await self._handle_once(inbound)
+                if self._sqlite_lock is None:
+                    return await self._handle_once(inbound)
+                async with self._sqlite_lock:
+                    return await self._handle_once(inbound)
             except ConcurrentStep:
                 if attempt == _MAX_RETRIES - 1:
                     raise
@@ -272,7 +289,7 @@ class DialogRuntime:
                 session=session,
                 inbound=inbound,
                 person=person,
-                t=Translator(person.locale or locale),
+                t=translator(person.locale or locale),
                 now=now,
                 flow=person.flow,
                 state=dict(person.state),
@@ -426,7 +443,7 @@ async def _act_language(step: Step, locale: str) -> None:
         update(ChatIdentity).where(ChatIdentity.id == step.person.identity_id).values(locale=locale)
     )
     step.person.locale = locale
-    step.t = Translator(locale)
+    step.t = translator(locale)
     step.dirty = True
     step.say(step._("I will write to you in English from now on."))
     flow = step.runtime.flows.get(step.flow) if step.flow else None

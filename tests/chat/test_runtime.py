@@ -9,9 +9,11 @@ from sqlalchemy import func, select
 
 from bot.channels.base import Reply, render_numbered
 from bot.dialogs import payloads
+from bot.dialogs.survey import respondent_for
 from storage.db import transaction
 from storage.models_dialogs import Conversation, ProcessedEvent
 from storage.models_surveys import SurveyAnswer, SurveyResponse
+from tests.conftest import TEST_SECRET
 
 
 def first_button(replies: list[Reply], index: int = 0) -> str:
@@ -56,8 +58,19 @@ async def test_full_survey_is_stored_with_pseudonym(say: Any, seeded: Any) -> No
     replies = await say("窗口服务很好", user="555")
     assert "感谢" in replies[-1].text
     async with transaction(seeded) as session:
-        response = (await session.execute(select(SurveyResponse))).scalar_one()
-        answers = (await session.execute(select(SurveyAnswer))).scalars().all()
+        mine = respondent_for(TEST_SECRET.encode(), "telegram", "555")
+        response = (
+            await session.execute(select(SurveyResponse).where(SurveyResponse.respondent == mine))
+        ).scalar_one()
+        answers = (
+            (
+                await session.execute(
+                    select(SurveyAnswer).where(SurveyAnswer.response_id == response.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert response.survey == "fazhi-2026" and response.channel == "telegram"
     assert "555" not in response.respondent and len(response.respondent) == 64
     assert len(answers) >= 10

@@ -17,11 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import create_app
 from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH
+from bot.dialogs.survey import respondent_for
 from bot.settings import Settings
 from storage.db import create_engine, session_factory, transaction
 from storage.models import ChatIdentity
 from storage.models_dialogs import Conversation
 from storage.models_surveys import SurveyAnswer, SurveyResponse
+from tests.conftest import TEST_SECRET
 from tests.fakes.telegram_api import FakeBotApi
 
 SECRET = "hook-secret_123"
@@ -165,8 +167,18 @@ async def test_full_survey_with_inline_buttons_is_stored(bot: Bot) -> None:
     # every button press was answered (through the webhook answer)
     assert all(v is not None for v in bot.fake.callback_queries.values())
     async with transaction(bot.sessions) as session:
-        response = (await session.execute(select(SurveyResponse))).scalar_one()
-        answers = (await session.execute(select(SurveyAnswer))).scalars().all()
+        mine = respondent_for(TEST_SECRET.encode(), "telegram", str(user))
+        query = select(SurveyResponse).where(SurveyResponse.respondent == mine)
+        response = (await session.execute(query)).scalar_one()
+        answers = (
+            (
+                await session.execute(
+                    select(SurveyAnswer).where(SurveyAnswer.response_id == response.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert (response.survey, response.channel, response.township) == (
         "fazhi-2026",
         "telegram",
@@ -263,7 +275,7 @@ async def test_bind_with_deep_link_gives_the_role(bot: Bot) -> None:
     async with transaction(bot.sessions) as session:
         created = await create_invite(
             session,
-            b"test-secret-key-not-for-production-0123456789",
+            TEST_SECRET.encode(),
             "staff",
             now=utcnow(),
             township="zbp",

@@ -8,7 +8,7 @@ nothing connects at import time.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -65,12 +65,23 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
-def _feature_setups() -> list:  # type: ignore[type-arg]
-    setups = []
+def _feature_setups() -> list[Callable[[web.Application], None]]:
+    """Each feature's ``setup(app)``: routes, app keys and cleanup contexts of its own."""
+    from bot.channels import setup as chat_setup
     from surveys.api import setup as surveys_setup
 
-    setups.append(surveys_setup)
-    from bot.channels import setup as chat_setup
+    return [surveys_setup, chat_setup]
 
-    setups.append(chat_setup)
-    return setups
+
+def describe_urls(settings: Settings, base: str) -> list[str]:
+    """Lines for the ``pufa serve`` banner: survey pages, API and how to get access."""
+    from surveys.schema import load_catalog
+
+    public = settings.public_url.rstrip("/")
+    lines = [f"  API:      {base}/api/v1/surveys  (OpenAPI: {base}/api/v1/openapi.json)"]
+    for code in sorted(load_catalog()):
+        lines.append(f"  survey:   {public}/s/{code}")
+    lines.append("  results API: create a bearer token with `pufa token create --role analyst`")
+    if settings.telegram_enabled:
+        lines.append(f"  telegram: {settings.telegram_mode} mode")
+    return lines

@@ -7,7 +7,6 @@ Commands that create a secret print it alone on the last line of stdout.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import signal
 import sys
@@ -125,12 +124,9 @@ async def _serve(settings: Settings) -> None:
 
 
 def _extra_urls(settings: Settings, base: str) -> list[str]:
-    lines: list[str] = []
-    with contextlib.suppress(ImportError):
-        from bot.app import describe_urls  # type: ignore[attr-defined]
+    from bot.app import describe_urls
 
-        lines.extend(describe_urls(settings, base))
-    return lines
+    return describe_urls(settings, base)
 
 
 def _safe_url(url: str) -> str:

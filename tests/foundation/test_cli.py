@@ -107,6 +107,7 @@ def test_serve_prints_urls_answers_health_and_stops_cleanly(db_url: str, tmp_pat
             proc.kill()
     assert proc.returncode == 0, err
     assert f"http://127.0.0.1:{port}/healthz" in out
+    assert "/s/fazhi-2026" in out
     assert "shutting down" in out
 
 

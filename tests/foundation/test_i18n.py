@@ -33,8 +33,9 @@ def _source_msgids() -> set[str]:
             keywords={"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)},
             options_map={"**/templates/**.html": {"extensions": "jinja2.ext.i18n"}},
         ):
-            if isinstance(message, tuple):
-                found.update(m for m in message if m)
+            if isinstance(message, tuple):  # plural: the singular is the catalog's key
+                if message[0]:
+                    found.add(message[0])
             elif message:
                 found.add(message)
     return found

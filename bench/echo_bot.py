@@ -117,6 +117,44 @@ async def run_echo_bench(n_updates: int, concurrency: int) -> dict[str, Any]:
     return figures
 
 
+async def serve_echo(port: int, api_base: str, token: str, secret: str = WEBHOOK_SECRET) -> None:
+    """Run only the echo bot (PTB application + webhook endpoint) on ``port`` until killed.
+
+    Used to measure the bot as a process of its own, with the fake Bot API and the load
+    generator in another process, as :mod:`bench.bench_telegram` does for pufa.
+    """
+    application = ApplicationBuilder().token(token).base_url(api_base).updater(None).build()
+
+    async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is not None and message.text:
+            await message.reply_text(message.text)
+
+    application.add_handler(MessageHandler(filters.TEXT, echo))
+
+    async def webhook(request: web.Request) -> web.Response:
+        if request.headers.get(_SECRET_HEADER) != secret:
+            return web.Response(status=403)
+        update = Update.de_json(await request.json(), application.bot)
+        await application.process_update(update)
+        return web.Response()
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post(WEBHOOK_PATH, webhook)
+    app.router.add_get("/healthz", healthz)
+    async with application:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+
 def main(argv: Sequence[str] = ()) -> None:
     """Print the figures for each concurrency; ``argv`` as on the command line (none: defaults).
 
@@ -148,4 +186,7 @@ def main(argv: Sequence[str] = ()) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if len(sys.argv) == 5 and sys.argv[1] == "--serve":
+        asyncio.run(serve_echo(int(sys.argv[2]), sys.argv[3], sys.argv[4]))
+    else:
+        main(sys.argv[1:])

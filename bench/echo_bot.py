@@ -41,11 +41,9 @@ WEBHOOK_SECRET = "bench-secret"
 _SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
-def build_echo_application(fake: FakeBotApi) -> tuple[Application, list[BaseException]]:
+def echo_application(token: str, api_base: str) -> tuple[Application, list[BaseException]]:
     """A PTB application (no updater) that echoes text messages; also returns its error list."""
-    application = (
-        ApplicationBuilder().token(fake.token).base_url(fake.api_base).updater(None).build()
-    )
+    application = ApplicationBuilder().token(token).base_url(api_base).updater(None).build()
     errors: list[BaseException] = []
 
     async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -62,9 +60,13 @@ def build_echo_application(fake: FakeBotApi) -> tuple[Application, list[BaseExce
     return application, errors
 
 
-@asynccontextmanager
-async def _serve_webhook(application: Application, secret: str) -> AsyncIterator[str]:
-    """Serve ``POST /telegram/webhook`` on a free loopback port; yield its URL."""
+def build_echo_application(fake: FakeBotApi) -> tuple[Application, list[BaseException]]:
+    """The echo application wired to ``fake``."""
+    return echo_application(fake.token, fake.api_base)
+
+
+def echo_web_app(application: Application, secret: str) -> web.Application:
+    """The aiohttp app serving ``POST /telegram/webhook`` (and ``GET /healthz``) for it."""
 
     async def webhook(request: web.Request) -> web.Response:
         if request.headers.get(_SECRET_HEADER) != secret:
@@ -73,8 +75,20 @@ async def _serve_webhook(application: Application, secret: str) -> AsyncIterator
         await application.process_update(update)
         return web.Response()
 
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
     app = web.Application()
     app.router.add_post(WEBHOOK_PATH, webhook)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+@asynccontextmanager
+async def _serve_webhook(application: Application, secret: str) -> AsyncIterator[str]:
+    """Serve ``POST /telegram/webhook`` on a free loopback port; yield its URL."""
+
+    app = echo_web_app(application, secret)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -123,28 +137,8 @@ async def serve_echo(port: int, api_base: str, token: str, secret: str = WEBHOOK
     Used to measure the bot as a process of its own, with the fake Bot API and the load
     generator in another process, as :mod:`bench.bench_telegram` does for pufa.
     """
-    application = ApplicationBuilder().token(token).base_url(api_base).updater(None).build()
-
-    async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.effective_message
-        if message is not None and message.text:
-            await message.reply_text(message.text)
-
-    application.add_handler(MessageHandler(filters.TEXT, echo))
-
-    async def webhook(request: web.Request) -> web.Response:
-        if request.headers.get(_SECRET_HEADER) != secret:
-            return web.Response(status=403)
-        update = Update.de_json(await request.json(), application.bot)
-        await application.process_update(update)
-        return web.Response()
-
-    async def healthz(request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_post(WEBHOOK_PATH, webhook)
-    app.router.add_get("/healthz", healthz)
+    application, _errors = echo_application(token, api_base)
+    app = echo_web_app(application, secret)
     async with application:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

@@ -103,13 +103,13 @@ def invite_coordinator(ctx: click.Context, ttl_days: float, bot: str | None) -> 
     "--as",
     "role",
     type=click.Choice(["resident", "staff", "unit"]),
-    default="resident",
-    show_default=True,
-    help="Whom to talk as (staff: first township; unit: first unit).",
+    default=None,
+    help="Talk as this role (staff: first township; unit: first unit). Without it, the "
+    "console account keeps whatever role /bind gave it.",
 )
 @click.option("--lang", default=None, help="Language tag, e.g. en (default PUFA_DEFAULT_LOCALE).")
 @click.pass_context
-def chat(ctx: click.Context, role: str, lang: str | None) -> None:
+def chat(ctx: click.Context, role: str | None, lang: str | None) -> None:
     """Talk to the bot in the terminal (same dialogues as Telegram/WeCom). Type quit to leave."""
     settings = get_settings(ctx)
 
@@ -123,20 +123,21 @@ def chat(ctx: click.Context, role: str, lang: str | None) -> None:
             await seed_catalog(session)
             external_id = await _console_identity(session, role)
         runtime = build_runtime(settings, sessions)
-        click.echo(f"pufa chat as {role} — type help, survey, or quit.")
+        click.echo(f"pufa chat as {role or 'the console account'} — type help, survey, or quit.")
         await run_console(runtime, external_id, language=lang or settings.default_locale)
 
     asyncio.run(with_sessions(settings, body))
 
 
-async def _console_identity(session: Any, role: str) -> str:
-    """The console account for ``role``, given that role directly (a local convenience)."""
+async def _console_identity(session: Any, role: str | None) -> str:
+    """The console account: ``local`` keeps the role it was bound to; ``local-<role>`` is
+    given ``role`` directly (a local convenience for trying the staff and unit dialogues)."""
     from sqlalchemy import select
 
     from bot.errors import PufaError
     from storage.models import ChatIdentity, Township, Unit
 
-    external_id = f"local-{role}"
+    external_id = f"local-{role}" if role else "local"
     identity = (
         await session.execute(
             select(ChatIdentity).where(
@@ -147,6 +148,8 @@ async def _console_identity(session: Any, role: str) -> str:
     if identity is None:
         identity = ChatIdentity(channel="console", external_id=external_id)
         session.add(identity)
+    if role is None:
+        return external_id
     identity.role = role
     if role == "staff":
         township = (await session.execute(select(Township).order_by(Township.id))).scalars().first()

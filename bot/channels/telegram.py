@@ -27,13 +27,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from aiohttp import web
-from telegram import (
-    BotCommand,
-    CallbackQuery,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    Update,
-)
+from telegram import BotCommand, CallbackQuery, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
 from telegram.request import BaseRequest
@@ -115,13 +109,18 @@ def _addressed_command(text: str, bot_username: str) -> str | None:
     return f"{name}{sep}{rest}"
 
 
-def _markup(reply: Reply) -> InlineKeyboardMarkup | None:
-    rows = [
-        [InlineKeyboardButton(button.label, callback_data=button.payload) for button in row]
+def _markup(reply: Reply) -> dict[str, Any] | None:
+    """The ``reply_markup`` of a reply as the Bot API's JSON (an inline keyboard), or ``None``.
+
+    Plain dicts rather than PTB's ``InlineKeyboardButton`` objects: the keyboard is only ever
+    serialised, and building PTB objects for every option of every question costs more.
+    """
+    rows: list[list[dict[str, str]]] = [
+        [{"text": button.label, "callback_data": button.payload} for button in row]
         for row in reply.buttons
     ]
-    rows.extend([InlineKeyboardButton(link.label, url=link.url)] for link in reply.links)
-    return InlineKeyboardMarkup(rows) if rows else None
+    rows.extend([{"text": link.label, "url": link.url}] for link in reply.links)
+    return {"inline_keyboard": rows} if rows else None
 
 
 class TelegramChannel:
@@ -297,19 +296,34 @@ class TelegramChannel:
 
         await asyncio.gather(edit_all(), send_all())
 
+    async def _call(self, endpoint: str, data: dict[str, Any]) -> None:
+        """One Bot API call whose result pufa does not use.
+
+        Goes through ``Bot._post`` (what ``send_message`` and friends call), so PTB's rate
+        limiter, request backend and error mapping (``BadRequest``, ``RetryAfter``…) all apply,
+        but the returned ``Message`` is not turned into PTB objects: that parsing was a large
+        share of a survey step's CPU, and nothing reads it.
+        """
+        await self.application.bot._post(endpoint, data)
+
     async def _send(self, chat_id: str, reply: Reply) -> None:
-        await self.application.bot.send_message(
-            int(chat_id), reply.text, reply_markup=_markup(reply)
-        )
+        data: dict[str, Any] = {"chat_id": int(chat_id), "text": reply.text}
+        markup = _markup(reply)
+        if markup is not None:
+            data["reply_markup"] = markup
+        await self._call("sendMessage", data)
 
     async def _edit(self, chat_id: str, reply: Reply, message_id: str) -> None:
+        data: dict[str, Any] = {
+            "chat_id": int(chat_id),
+            "message_id": int(message_id),
+            "text": reply.text,
+        }
+        markup = _markup(reply)
+        if markup is not None:
+            data["reply_markup"] = markup
         try:
-            await self.application.bot.edit_message_text(
-                reply.text,
-                chat_id=int(chat_id),
-                message_id=int(message_id),
-                reply_markup=_markup(reply),
-            )
+            await self._call("editMessageText", data)
         except BadRequest as exc:
             if "not modified" in exc.message.lower():
                 return

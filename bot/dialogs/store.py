@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import JSON, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.models import ChatIdentity
 from storage.models_dialogs import Conversation, ProcessedEvent
+from storage.types import UTCDateTime
 
 __all__ = [
     "ConcurrentStep",
@@ -53,45 +54,105 @@ class Person:
     has_conversation: bool = False
 
 
-def _insert(session: AsyncSession, table: Any) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return pg_insert(table)
-    return sqlite_insert(table)
+# The statements of a step are built once, here, for both dialects; each step only binds its
+# parameters (building and coercing SQLAlchemy constructs on every step cost more than running
+# them). They are Core statements on the tables and run on the session's connection, in the
+# session's transaction, without the ORM layer (nothing here needs identity-mapped objects).
+_IDENTITY = ChatIdentity.__table__
+_CONVERSATION = Conversation.__table__
+_EVENT = ProcessedEvent.__table__
+
+
+def _inserts(insert: Any) -> dict[str, Any]:
+    return {
+        "claim": insert(_EVENT)
+        .values(
+            channel=bindparam("p_channel"),
+            event_id=bindparam("p_event_id"),
+            processed_at=bindparam("p_now", type_=UTCDateTime),
+        )
+        .on_conflict_do_nothing(index_elements=["channel", "event_id"]),
+        "identity": insert(_IDENTITY)
+        .values(
+            channel=bindparam("p_channel"),
+            external_id=bindparam("p_external_id"),
+            locale=bindparam("p_locale"),
+            role="resident",
+            created_at=bindparam("p_now", type_=UTCDateTime),
+        )
+        .on_conflict_do_nothing(index_elements=["channel", "external_id"]),
+        "conversation": insert(_CONVERSATION)
+        .values(
+            identity_id=bindparam("p_identity_id"),
+            flow=bindparam("p_flow"),
+            state=bindparam("p_state", type_=JSON),
+            version=bindparam("p_new_version"),
+            updated_at=bindparam("p_now", type_=UTCDateTime),
+        )
+        .on_conflict_do_nothing(index_elements=["identity_id"]),
+    }
+
+
+_INSERTS: dict[str, dict[str, Any]] = {
+    "postgresql": _inserts(pg_insert),
+    "sqlite": _inserts(sqlite_insert),
+}
+
+_SELECT_PERSON = (
+    select(
+        _IDENTITY.c.id,
+        _IDENTITY.c.locale,
+        _IDENTITY.c.role,
+        _IDENTITY.c.township_id,
+        _IDENTITY.c.unit_id,
+        _CONVERSATION.c.flow,
+        _CONVERSATION.c.state,
+        _CONVERSATION.c.version,
+        _CONVERSATION.c.updated_at,
+        _CONVERSATION.c.identity_id,
+    )
+    .select_from(_IDENTITY.outerjoin(_CONVERSATION, _CONVERSATION.c.identity_id == _IDENTITY.c.id))
+    .where(
+        _IDENTITY.c.channel == bindparam("p_channel"),
+        _IDENTITY.c.external_id == bindparam("p_external_id"),
+    )
+)
+
+_UPDATE_STATE = (
+    update(_CONVERSATION)
+    .where(
+        _CONVERSATION.c.identity_id == bindparam("p_identity_id"),
+        _CONVERSATION.c.version == bindparam("p_old_version"),
+    )
+    .values(
+        flow=bindparam("p_flow"),
+        state=bindparam("p_state", type_=JSON),
+        version=bindparam("p_new_version"),
+        updated_at=bindparam("p_now", type_=UTCDateTime),
+    )
+)
+
+
+async def _connection(session: AsyncSession) -> tuple[AsyncConnection, dict[str, Any]]:
+    """The session's connection (in its transaction) and the inserts of its dialect."""
+    conn = await session.connection()
+    return conn, _INSERTS.get(conn.dialect.name, _INSERTS["sqlite"])
 
 
 async def claim_event(session: AsyncSession, channel: str, event_id: str, now: datetime) -> bool:
     """Record that ``event_id`` is being handled; ``False`` if it already was."""
-    stmt = (
-        _insert(session, ProcessedEvent)
-        .values(channel=channel, event_id=event_id, processed_at=now)
-        .on_conflict_do_nothing(index_elements=["channel", "event_id"])
+    conn, inserts = await _connection(session)
+    result = await conn.execute(
+        inserts["claim"], {"p_channel": channel, "p_event_id": event_id, "p_now": now}
     )
-    result = await session.execute(stmt)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)
 
 
-_PERSON_COLUMNS = (
-    ChatIdentity.id,
-    ChatIdentity.locale,
-    ChatIdentity.role,
-    ChatIdentity.township_id,
-    ChatIdentity.unit_id,
-    Conversation.flow,
-    Conversation.state,
-    Conversation.version,
-    Conversation.updated_at,
-    Conversation.identity_id,
-)
-
-
-async def _select_person(session: AsyncSession, channel: str, external_id: str) -> Person | None:
-    stmt = (
-        select(*_PERSON_COLUMNS)
-        .select_from(ChatIdentity)
-        .outerjoin(Conversation, Conversation.identity_id == ChatIdentity.id)
-        .where(ChatIdentity.channel == channel, ChatIdentity.external_id == external_id)
+async def _select_person(conn: AsyncConnection, channel: str, external_id: str) -> Person | None:
+    result = await conn.execute(
+        _SELECT_PERSON, {"p_channel": channel, "p_external_id": external_id}
     )
-    row = (await session.execute(stmt)).first()
+    row = result.first()
     if row is None:
         return None
     return Person(
@@ -115,21 +176,15 @@ async def load_person(
 ) -> Person:
     """The identity and conversation of a person, creating the identity on first contact
     (with ``locale`` as its language)."""
-    person = await _select_person(session, channel, external_id)
+    conn, inserts = await _connection(session)
+    person = await _select_person(conn, channel, external_id)
     if person is not None:
         return person
-    await session.execute(
-        _insert(session, ChatIdentity)
-        .values(
-            channel=channel,
-            external_id=external_id,
-            locale=locale,
-            role="resident",
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+    await conn.execute(
+        inserts["identity"],
+        {"p_channel": channel, "p_external_id": external_id, "p_locale": locale, "p_now": now},
     )
-    person = await _select_person(session, channel, external_id)
+    person = await _select_person(conn, channel, external_id)
     if person is None:  # pragma: no cover - the insert above guarantees a row
         raise RuntimeError("chat identity vanished")
     return person
@@ -146,29 +201,19 @@ async def save_state(
 
     Raises :class:`ConcurrentStep` when another transaction changed the row since it was read.
     """
+    conn, inserts = await _connection(session)
     new_version = person.version + 1
-    if not person.has_conversation:
-        result = await session.execute(
-            _insert(session, Conversation)
-            .values(
-                identity_id=person.identity_id,
-                flow=flow,
-                state=state,
-                version=new_version,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["identity_id"])
-        )
-    else:
-        result = await session.execute(
-            update(Conversation)
-            .where(
-                Conversation.identity_id == person.identity_id,
-                Conversation.version == person.version,
-            )
-            .values(flow=flow, state=state, version=new_version, updated_at=now)
-        )
-    if not result.rowcount:  # type: ignore[attr-defined]
+    params = {
+        "p_identity_id": person.identity_id,
+        "p_old_version": person.version,
+        "p_flow": flow,
+        "p_state": state,
+        "p_new_version": new_version,
+        "p_now": now,
+    }
+    stmt = _UPDATE_STATE if person.has_conversation else inserts["conversation"]
+    result = await conn.execute(stmt, params)
+    if not result.rowcount:
         raise ConcurrentStep(person.identity_id)
     return new_version
 

@@ -139,8 +139,65 @@ async def _connection(session: AsyncSession) -> tuple[AsyncConnection, dict[str,
     return conn, _INSERTS.get(conn.dialect.name, _INSERTS["sqlite"])
 
 
+class _SQLiteSteps:
+    """The step statements compiled for SQLite, run straight on the aiosqlite connection.
+
+    Through SQLAlchemy's aiosqlite adapter every statement costs three or four hand-offs to the
+    driver's thread (open a cursor, execute, fetch, close); here each is one. The SQL text and
+    the value conversions (UTC timestamps, JSON) are SQLAlchemy's own, compiled once, and the
+    statements run on the session's DBAPI connection, so they are part of its transaction.
+    """
+
+    def __init__(self, dialect: Any) -> None:
+        inserts = _INSERTS["sqlite"]
+        self.claim = self._compile(inserts["claim"], dialect)
+        self.identity = self._compile(inserts["identity"], dialect)
+        self.insert_state = self._compile(inserts["conversation"], dialect)
+        self.update_state = self._compile(_UPDATE_STATE, dialect)
+        self.select_person = self._compile(_SELECT_PERSON, dialect)
+        ts = UTCDateTime().dialect_impl(dialect)
+        js = JSON().dialect_impl(dialect)
+        self.ts_in = ts.bind_processor(dialect) or (lambda v: v)
+        self.ts_out = ts.result_processor(dialect, None) or (lambda v: v)
+        self.json_in = js.bind_processor(dialect) or (lambda v: v)
+        self.json_out = js.result_processor(dialect, None) or (lambda v: v)
+
+    @staticmethod
+    def _compile(stmt: Any, dialect: Any) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+        compiled = stmt.compile(dialect=dialect)
+        return compiled.string, tuple(compiled.positiontup or ()), dict(compiled.params)
+
+    @staticmethod
+    def args(sql: tuple[str, tuple[str, ...], dict[str, Any]], values: dict[str, Any]) -> list[Any]:
+        """The positional parameters of ``sql`` (literals of the statement where not given)."""
+        defaults = sql[2]
+        return [values[name] if name in values else defaults[name] for name in sql[1]]
+
+
+_sqlite_steps: _SQLiteSteps | None = None
+
+
+async def _sqlite(session: AsyncSession) -> tuple[Any, _SQLiteSteps] | None:
+    """The session's aiosqlite connection and the compiled statements, or ``None`` when the
+    database is not SQLite on aiosqlite (then the Core statements run through SQLAlchemy)."""
+    global _sqlite_steps
+    conn = await session.connection()
+    if conn.dialect.driver != "aiosqlite":
+        return None
+    if _sqlite_steps is None:
+        _sqlite_steps = _SQLiteSteps(conn.dialect)
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection, _sqlite_steps
+
+
 async def claim_event(session: AsyncSession, channel: str, event_id: str, now: datetime) -> bool:
     """Record that ``event_id`` is being handled; ``False`` if it already was."""
+    fast = await _sqlite(session)
+    if fast is not None:
+        driver, sql = fast
+        values = {"p_channel": channel, "p_event_id": event_id, "p_now": sql.ts_in(now)}
+        cursor = await driver.execute(sql.claim[0], sql.args(sql.claim, values))
+        return bool(cursor.rowcount)
     conn, inserts = await _connection(session)
     result = await conn.execute(
         inserts["claim"], {"p_channel": channel, "p_event_id": event_id, "p_now": now}
@@ -148,13 +205,28 @@ async def claim_event(session: AsyncSession, channel: str, event_id: str, now: d
     return bool(result.rowcount)
 
 
-async def _select_person(conn: AsyncConnection, channel: str, external_id: str) -> Person | None:
-    result = await conn.execute(
-        _SELECT_PERSON, {"p_channel": channel, "p_external_id": external_id}
-    )
-    row = result.first()
-    if row is None:
-        return None
+async def _select_person(session: AsyncSession, channel: str, external_id: str) -> Person | None:
+    fast = await _sqlite(session)
+    if fast is not None:
+        driver, sql = fast
+        values = {"p_channel": channel, "p_external_id": external_id}
+        rows = await driver.execute_fetchall(
+            sql.select_person[0], sql.args(sql.select_person, values)
+        )
+        if not rows:
+            return None
+        row = list(next(iter(rows)))
+        row[6] = sql.json_out(row[6])
+        row[8] = sql.ts_out(row[8])
+    else:
+        conn = await session.connection()
+        result = await conn.execute(
+            _SELECT_PERSON, {"p_channel": channel, "p_external_id": external_id}
+        )
+        first = result.first()
+        if first is None:
+            return None
+        row = list(first)
     return Person(
         identity_id=row[0],
         channel=channel,
@@ -176,15 +248,19 @@ async def load_person(
 ) -> Person:
     """The identity and conversation of a person, creating the identity on first contact
     (with ``locale`` as its language)."""
-    conn, inserts = await _connection(session)
-    person = await _select_person(conn, channel, external_id)
+    person = await _select_person(session, channel, external_id)
     if person is not None:
         return person
-    await conn.execute(
-        inserts["identity"],
-        {"p_channel": channel, "p_external_id": external_id, "p_locale": locale, "p_now": now},
-    )
-    person = await _select_person(conn, channel, external_id)
+    values = {"p_channel": channel, "p_external_id": external_id, "p_locale": locale}
+    fast = await _sqlite(session)
+    if fast is not None:
+        driver, sql = fast
+        values["p_now"] = sql.ts_in(now)
+        await driver.execute(sql.identity[0], sql.args(sql.identity, values))
+    else:
+        conn, inserts = await _connection(session)
+        await conn.execute(inserts["identity"], {**values, "p_now": now})
+    person = await _select_person(session, channel, external_id)
     if person is None:  # pragma: no cover - the insert above guarantees a row
         raise RuntimeError("chat identity vanished")
     return person
@@ -201,9 +277,8 @@ async def save_state(
 
     Raises :class:`ConcurrentStep` when another transaction changed the row since it was read.
     """
-    conn, inserts = await _connection(session)
     new_version = person.version + 1
-    params = {
+    params: dict[str, Any] = {
         "p_identity_id": person.identity_id,
         "p_old_version": person.version,
         "p_flow": flow,
@@ -211,8 +286,17 @@ async def save_state(
         "p_new_version": new_version,
         "p_now": now,
     }
-    stmt = _UPDATE_STATE if person.has_conversation else inserts["conversation"]
-    result = await conn.execute(stmt, params)
+    fast = await _sqlite(session)
+    if fast is not None:
+        driver, sql = fast
+        params["p_state"] = sql.json_in(state)
+        params["p_now"] = sql.ts_in(now)
+        compiled = sql.update_state if person.has_conversation else sql.insert_state
+        result: Any = await driver.execute(compiled[0], sql.args(compiled, params))
+    else:
+        conn, inserts = await _connection(session)
+        stmt = _UPDATE_STATE if person.has_conversation else inserts["conversation"]
+        result = await conn.execute(stmt, params)
     if not result.rowcount:
         raise ConcurrentStep(person.identity_id)
     return new_version

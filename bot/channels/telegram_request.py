@@ -9,6 +9,8 @@ mapping, rate limiting) stays PTB's.
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any
 
 import aiohttp
@@ -17,6 +19,16 @@ from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 __all__ = ["AiohttpRequest"]
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+@functools.lru_cache(maxsize=32)
+def _timeout(
+    total: float | None, connect: float | None, read: float | None
+) -> aiohttp.ClientTimeout:
+    """The (immutable, so shared) timeout of a call."""
+    return aiohttp.ClientTimeout(total=total, sock_connect=connect, sock_read=read)
 
 
 class AiohttpRequest(BaseRequest):
@@ -56,6 +68,7 @@ class AiohttpRequest(BaseRequest):
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._pool_size),
+                cookie_jar=aiohttp.DummyCookieJar(),  # the Bot API sets no cookies
                 headers={"User-Agent": self.USER_AGENT},
             )
 
@@ -90,10 +103,9 @@ class AiohttpRequest(BaseRequest):
         total = None
         if read_timeout is not None and write_timeout is not None:
             total = read_timeout + write_timeout + (connect_timeout or 0) + (pool_timeout or 0)
-        timeout = aiohttp.ClientTimeout(
-            total=total, sock_connect=connect_timeout, sock_read=read_timeout
-        )
+        timeout = _timeout(total, connect_timeout, read_timeout)
         data: Any = None
+        headers: dict[str, str] | None = None
         if request_data is not None:
             if files:
                 form = aiohttp.FormData()
@@ -109,9 +121,14 @@ class AiohttpRequest(BaseRequest):
                     )
                 data = form
             else:
-                data = request_data.json_parameters
+                # A JSON body, as the Bot API accepts: one dumps of the parameters instead of
+                # dumping each value and then form-encoding the lot.
+                data = json.dumps(request_data.parameters, ensure_ascii=False).encode()
+                headers = _JSON_HEADERS
         try:
-            async with self._session.request(method, url, data=data, timeout=timeout) as res:
+            async with self._session.request(
+                method, url, data=data, headers=headers, timeout=timeout
+            ) as res:
                 return res.status, await res.read()
         except TimeoutError as exc:
             raise TimedOut from exc

@@ -109,6 +109,19 @@ def _addressed_command(text: str, bot_username: str) -> str | None:
     return f"{name}{sep}{rest}"
 
 
+def _drop_pressed_keyboard(data: dict[str, Any]) -> None:
+    """Leave the inline keyboard of a pressed message out of ``data`` before PTB parses it.
+
+    The keyboard is pufa's own (the buttons it sent) and nothing reads it back — the pressed
+    button arrives as ``callback_query.data`` — but turning it into PTB objects was a sizeable
+    part of parsing every button press.
+    """
+    query = data.get("callback_query")
+    message = query.get("message") if isinstance(query, dict) else None
+    if isinstance(message, dict) and "reply_markup" in message:
+        query["message"] = {k: v for k, v in message.items() if k != "reply_markup"}  # type: ignore[index]
+
+
 def _markup(reply: Reply) -> dict[str, Any] | None:
     """The ``reply_markup`` of a reply as the Bot API's JSON (an inline keyboard), or ``None``.
 
@@ -230,6 +243,7 @@ class TelegramChannel:
             data = json.loads(await request.read())
             if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
                 raise ValueError("not an update")
+            _drop_pressed_keyboard(data)
             update = Update.de_json(data, self.application.bot)
         except (ValueError, TypeError, KeyError, AttributeError):
             return web.Response(status=400, text="not a Telegram update")

@@ -482,21 +482,24 @@ async def _cmd_not_yet(step: Step, args: str) -> None:
     step.say(step._("This is not available yet."))
 
 
-async def _act_resume(step: Step, arg: str) -> None:
+async def _unpause(step: Step) -> Flow | None:
+    """The current flow with its pause cleared, or ``None`` (and a reply) when there is none."""
     flow = step.runtime.flows.get(step.flow) if step.flow else None
     if flow is None:
         step.say(step._("There is nothing to continue."))
-        return
+        return None
     step.state.pop(_PAUSED_KEY, None)
     step.dirty = True
-    await flow.prompt(step)
+    return flow
+
+
+async def _act_resume(step: Step, arg: str) -> None:
+    flow = await _unpause(step)
+    if flow is not None:
+        await flow.prompt(step)
 
 
 async def _act_restart(step: Step, arg: str) -> None:
-    flow = step.runtime.flows.get(step.flow) if step.flow else None
-    if flow is None:
-        step.say(step._("There is nothing to continue."))
-        return
-    step.state.pop(_PAUSED_KEY, None)
-    step.dirty = True
-    await flow.restart(step)
+    flow = await _unpause(step)
+    if flow is not None:
+        await flow.restart(step)

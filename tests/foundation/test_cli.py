@@ -32,15 +32,19 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_db_upgrade_creates_every_table(empty_url: str, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [*PUFA, "db", "upgrade"],
-        cwd=tmp_path,
-        env=_env(empty_url),
+def _pufa(cwd: Path, db_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*PUFA, *args],
+        cwd=cwd,
+        env=_env(db_url, **env),
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_db_upgrade_creates_every_table(empty_url: str, tmp_path: Path) -> None:
+    result = _pufa(tmp_path, empty_url, "db", "upgrade")
     assert result.returncode == 0, result.stderr
 
     async def _tables() -> set[str]:
@@ -55,24 +59,10 @@ def test_db_upgrade_creates_every_table(empty_url: str, tmp_path: Path) -> None:
 
 
 def test_seed_twice_changes_nothing(db_url: str, tmp_path: Path) -> None:
-    first = subprocess.run(
-        [*PUFA, "seed", "--demo"],
-        cwd=tmp_path,
-        env=_env(db_url),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    first = _pufa(tmp_path, db_url, "seed", "--demo")
     assert first.returncode == 0, first.stderr
     assert "rota_entry 40" in first.stdout
-    second = subprocess.run(
-        [*PUFA, "seed", "--demo"],
-        cwd=tmp_path,
-        env=_env(db_url),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    second = _pufa(tmp_path, db_url, "seed", "--demo")
     assert second.returncode == 0, second.stderr
     assert second.stdout.splitlines()[:2] == ["created: nothing", "updated: nothing"]
 
@@ -112,26 +102,12 @@ def test_serve_prints_urls_answers_health_and_stops_cleanly(db_url: str, tmp_pat
 
 
 def test_unknown_command_is_usage_error(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [*PUFA, "no-such-command"],
-        cwd=tmp_path,
-        env=_env("sqlite+aiosqlite:///x.db"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _pufa(tmp_path, "sqlite+aiosqlite:///x.db", "no-such-command")
     assert result.returncode == 2
 
 
 def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [*PUFA, "db", "upgrade"],
-        cwd=tmp_path,
-        env=_env("postgresql+asyncpg://nobody@127.0.0.1:1/none"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _pufa(tmp_path, "postgresql+asyncpg://nobody@127.0.0.1:1/none", "db", "upgrade")
     assert result.returncode == 1
     assert result.stderr.startswith("pufa: cannot reach the database")
     assert len(result.stderr.strip().splitlines()) == 1

@@ -30,6 +30,8 @@ __all__ = ["SurveyFlow", "install", "respondent_for", "start_survey"]
 log = logging.getLogger(__name__)
 
 FLOW = "survey"
+LISTED_AUDIENCES = frozenset({"public", "businesses", "media"})
+"""Audiences whose open surveys ``/survey`` offers to anyone."""
 
 
 def respondent_for(secret: bytes, channel: str, external_id: str) -> str:
@@ -281,8 +283,13 @@ async def _cmd_survey(step: Step, args: str) -> None:
 
     flow = step.runtime.flows[FLOW]
     assert isinstance(flow, SurveyFlow)
+    # Surveys for a closed group (deputies, staff) are reached by their own link or code,
+    # not offered to everybody who sends /survey.
     open_surveys = [
-        s for s in flow.catalog.values() if await survey_is_open(step.session, s.code, step.now)
+        s
+        for s in flow.catalog.values()
+        if s.audience in LISTED_AUDIENCES
+        and await survey_is_open(step.session, s.code, step.now)
     ]
     if not open_surveys:
         step.say(step._("There is no open survey at the moment. Thank you for your interest!"))

@@ -138,3 +138,16 @@ async def test_lang_switches_language_and_reprompts(say: Any) -> None:
     assert "How satisfied" in replies[-1].text and replies[-1].buttons
     replies = await say("/cancel", user="11")
     assert replies[0].text.startswith("Stopped")
+
+
+async def test_survey_command_offers_public_surveys_only(say: Any) -> None:
+    # Both shipped surveys are open in June 2026; /survey starts the public one directly and
+    # never lists the deputies' survey, which is reached by its own code or link.
+    replies = await say("/survey", user="31")
+    shown = " ".join(r.text for r in replies) + " ".join(
+        b.label for r in replies for b in r.flat_buttons
+    )
+    assert "法治政府建设满意度调查" in shown
+    assert "人大代表" not in shown
+    deputies = await say("/survey deputies-2026", user="32")
+    assert "人大代表" in deputies[0].text

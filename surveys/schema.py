@@ -51,6 +51,7 @@ __all__ = [
     "DEFAULT_SCALE",
     "DEFAULT_TEXT_MAX_LENGTH",
     "GOOD_RATINGS",
+    "OPEN_AUDIENCES",
     "RATED_TYPES",
     "SCALE_CODES",
     "SCALE_WEIGHTS",
@@ -124,6 +125,10 @@ CHOICE_TYPES: frozenset[str] = frozenset({"single", "multiple", "scale"})
 
 RATED_TYPES: frozenset[str] = frozenset({"single", "scale"})
 """Question types an indicator may score (one option per answer)."""
+
+OPEN_AUDIENCES: frozenset[str] = frozenset({"public", "businesses", "media"})
+"""Audiences anybody may answer for. A survey for any other audience (deputies, staff) is
+:attr:`Survey.invitation_only`."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -501,6 +506,12 @@ class Survey(_Model):
         """The indicator with this code, or ``None``."""
         return next((ind for ind in self.indicators if ind.code == code), None)
 
+    @property
+    def invitation_only(self) -> bool:
+        """Whether an answer needs a single-use invitation token: the audience is a closed
+        group (deputies, staff) rather than one of :data:`OPEN_AUDIENCES`."""
+        return self.audience not in OPEN_AUDIENCES
+
     def is_open(self, now: datetime) -> bool:
         """Whether answers are accepted at ``now`` (timezone-aware): ``opens_at <= now <
         closes_at``, an unset bound being no limit. Whether an operator closed the survey by
@@ -518,6 +529,7 @@ class Survey(_Model):
             "opens_at": self.opens_at.isoformat() if self.opens_at else None,
             "closes_at": self.closes_at.isoformat() if self.closes_at else None,
             "audience": self.audience,
+            "invitation_only": self.invitation_only,
             "questions": [question.to_public(locale) for question in self.questions],
         }
 

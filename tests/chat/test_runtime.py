@@ -151,3 +151,36 @@ async def test_survey_command_offers_public_surveys_only(say: Any) -> None:
     assert "人大代表" not in shown
     deputies = await say("/survey deputies-2026", user="32")
     assert "人大代表" in deputies[0].text
+
+
+async def test_dont_know_is_the_last_button_and_is_stored(say: Any, seeded: Any) -> None:
+    replies = await say("/survey fazhi-2026", user="606")
+    labels = [b.label for b in [r for r in replies if r.buttons][-1].flat_buttons]
+    assert labels == ["非常满意", "满意", "基本满意", "不满意", "非常不满意", "不了解"]
+    replies = await say(payload=first_button(replies, -1), user="606")
+    assert replies[0].kind == "edit_source" and "✓ 不了解" in replies[0].text
+    for _ in range(7):  # the other seven ratings: the first option
+        replies = await say(payload=first_button(replies), user="606")
+    replies = await say(payload=first_button(replies, -1), user="606")  # channels: Done
+    replies = await say(payload=first_button(replies, -1), user="606")  # comment: Skip
+    assert "感谢" in replies[-1].text
+    async with transaction(seeded) as session:
+        mine = respondent_for(TEST_SECRET.encode(), "telegram", "606")
+        rows = (
+            await session.execute(
+                select(SurveyAnswer.question, SurveyAnswer.value)
+                .join(SurveyResponse, SurveyResponse.id == SurveyAnswer.response_id)
+                .where(SurveyResponse.respondent == mine)
+            )
+        ).all()
+    values = dict(rows)
+    assert values["business_env"] == "unknown"
+    assert values["public_service"] == "very_satisfied"
+
+
+async def test_dont_know_on_the_console_is_numbered_last(say: Any) -> None:
+    replies = await say("survey fazhi-2026", channel="console", user="c6")
+    text = render_numbered(replies[-1])
+    assert "5. 非常不满意" in text and "6. 不了解" in text
+    replies = await say("6", channel="console", user="c6")
+    assert "✓ 不了解" in replies[0].text

@@ -5,8 +5,9 @@ Routes (CONTRACT.md):
 - ``GET /api/v1/surveys`` — surveys accepting answers now;
 - ``GET /api/v1/surveys/{survey}`` — a definition, localized (``?lang=`` / ``Accept-Language``);
 - ``POST /api/v1/surveys/{survey}/responses`` — submit; 201 created, 200 replay of the same
-  ``Idempotency-Key``, 409 already answered / token used, 410 closed, 422 invalid (one error
-  per field), 413 over 64 KiB, 429 too many open-link submissions from one client;
+  ``Idempotency-Key``, 403 ``invitation_required`` (an invitation-only survey without a
+  token), 409 already answered / token used, 410 closed, 422 invalid (one error per field),
+  413 over 64 KiB, 429 too many open-link submissions from one client;
 - ``GET /api/v1/surveys/{survey}/results`` — bearer token; ``?by=township|channel``;
 - ``GET /api/v1/openapi.json`` — the OpenAPI 3 description of these routes.
 
@@ -37,6 +38,7 @@ from surveys.schema import Survey, load_catalog
 from surveys.service import (
     AlreadyAnswered,
     InvalidAnswers,
+    InvitationRequired,
     Submission,
     SubmitError,
     SubmitResult,
@@ -310,7 +312,10 @@ async def submit_request(
     """Rate-limit, identify the respondent and store through the group committer.
 
     Returns the outcome (or a ready 429 response) and a new respondent cookie to set, if any.
+    An invitation-only survey without a token is refused here, before any database work.
     """
+    if survey.invitation_only and not token:
+        return InvitationRequired("invitation required"), None
     secret = request.app[SETTINGS].secret()
     if not token:
         wait = request.app[RATE_LIMITER].allow(client_key(request))
@@ -368,6 +373,13 @@ def render_outcome(
     if isinstance(outcome, TokenUsed):
         return json_error(
             request, 409, "token_used", N_("This invitation link has already been used.")
+        )
+    if isinstance(outcome, InvitationRequired):
+        return json_error(
+            request,
+            403,
+            "invitation_required",
+            N_("This survey is by invitation only. Please use the link or QR code you were given."),
         )
     if isinstance(outcome, TokenInvalid):
         return json_error(

@@ -181,6 +181,13 @@ def invite() -> None:
     help="Also write one QR image per token into this folder.",
 )
 @click.option("--batch", default=None, help="Batch label (default: township and time).")
+@click.option(
+    "--bot",
+    envvar="PUFA_TELEGRAM_BOT_USERNAME",
+    default=None,
+    help="Telegram bot username: adds a chat_link column with each token's deep link"
+    " (env PUFA_TELEGRAM_BOT_USERNAME).",
+)
 @click.pass_context
 def invite_residents(
     ctx: click.Context,
@@ -190,8 +197,10 @@ def invite_residents(
     output: Path | None,
     qr_dir: Path | None,
     batch: str | None,
+    bot: str | None,
 ) -> None:
-    """A batch of single-use invitation tokens for SURVEY: CSV with token,url."""
+    """A batch of single-use invitation tokens for SURVEY: CSV with token,url (and chat_link,
+    the Telegram deep link t_<token>, when the bot username is known)."""
     _survey(survey)
     settings = get_settings(ctx)
     from sqlalchemy import select
@@ -222,7 +231,7 @@ def invite_residents(
             return made
 
     batch_name, tokens = _run(ctx, body)
-    csv_text = invitations_csv(settings.public_url, survey, tokens)
+    csv_text = invitations_csv(settings.public_url, survey, tokens, bot=bot or None)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(csv_text, encoding="utf-8-sig")  # BOM: Excel/WPS read UTF-8

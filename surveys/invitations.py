@@ -1,5 +1,9 @@
 """Single-use invitation tokens for residents: created in batches per township, exported as CSV
-(``token,url``) and as printable QR codes.
+(``token,url``, plus ``chat_link`` when the Telegram bot's username is known) and as printable
+QR codes.
+
+A token is 16 characters of ``A-Z a-z 0-9 - _``, so the chat deep link ``t_<token>`` (18
+characters) fits Telegram's start payload (``A-Z a-z 0-9 _ -``, at most 64).
 
 Only a keyed hash of each token is stored, so the CSV printed at creation is the one chance to
 get the tokens; a lost batch is replaced by creating a new one.
@@ -21,6 +25,16 @@ from storage.models_surveys import SurveyInvitation
 from surveys.service import invitation_hash, new_invitation_token
 
 MAX_BATCH = 100_000
+
+
+CHAT_LINK = "https://t.me/{bot}?start=t_{token}"
+"""The Telegram deep link that starts an invitation's survey in chat."""
+
+
+def chat_invitation_link(bot: str, token: str) -> str:
+    """The Telegram deep link for ``token``: ``https://t.me/{bot}?start=t_{token}`` (a leading
+    ``@`` of the bot username is dropped)."""
+    return CHAT_LINK.format(bot=bot.strip().lstrip("@"), token=token)
 
 
 def invitation_url(public_url: str, survey: str, token: str) -> str:
@@ -58,13 +72,19 @@ async def create_invitations(
     return batch, tokens
 
 
-def invitations_csv(public_url: str, survey: str, tokens: Sequence[str]) -> str:
-    """CSV text with a ``token,url`` header and one row per token."""
+def invitations_csv(
+    public_url: str, survey: str, tokens: Sequence[str], bot: str | None = None
+) -> str:
+    """CSV text with a ``token,url`` header and one row per token; with the Telegram ``bot``
+    username a third column ``chat_link`` holds each token's chat deep link."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["token", "url"])
+    writer.writerow(["token", "url", "chat_link"] if bot else ["token", "url"])
     for token in tokens:
-        writer.writerow([token, invitation_url(public_url, survey, token)])
+        row = [token, invitation_url(public_url, survey, token)]
+        if bot:
+            row.append(chat_invitation_link(bot, token))
+        writer.writerow(row)
     return buffer.getvalue()
 
 

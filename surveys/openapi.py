@@ -133,6 +133,10 @@ def document(server_url: str = "/") -> dict[str, Any]:
                             {"$ref": "#/components/schemas/Stored"},
                         ),
                         "400": _error("Not JSON"),
+                        "403": _error(
+                            "Invitation-only survey (invitation_required): the deputies' and"
+                            " staff surveys take answers only with an invitation token"
+                        ),
                         "404": _error("No such survey"),
                         "409": _error(
                             "Already answered (already_answered) or token used (token_used)"
@@ -220,6 +224,14 @@ def document(server_url: str = "/") -> dict[str, Any]:
                         "code": {"type": "string"},
                         "title": {"type": "string"},
                         "intro": {"type": "string"},
+                        "audience": {
+                            "type": "string",
+                            "enum": ["public", "businesses", "media", "deputies", "staff"],
+                        },
+                        "invitation_only": {
+                            "type": "boolean",
+                            "description": "Answers need a single-use invitation token",
+                        },
                         "questions": {
                             "type": "array",
                             "items": {
@@ -264,7 +276,11 @@ def document(server_url: str = "/") -> dict[str, Any]:
                                 ]
                             },
                         },
-                        "token": {"type": "string", "description": "single-use invitation"},
+                        "token": {
+                            "type": "string",
+                            "description": "single-use invitation; required when the survey is"
+                            " invitation_only",
+                        },
                         "src": {"type": "string", "description": "township code of the link"},
                         "lang": {"type": "string"},
                     },

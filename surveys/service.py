@@ -13,6 +13,9 @@ Integrity rules enforced here:
 - one response per respondent per survey (:class:`AlreadyAnswered`);
 - an invitation token is single-use (:class:`TokenUsed`) and must belong to the survey
   (:class:`TokenInvalid`); its township wins over any ``src`` of the link;
+- a survey for a closed group (:attr:`surveys.schema.Survey.invitation_only`,
+  e.g. the deputies' survey) takes answers only with an invitation token
+  (:class:`InvitationRequired`), so its indicators count invited respondents only;
 - a repeated ``Idempotency-Key`` returns the first result (``created=False``) instead of
   counting twice, even after the survey closed;
 - answers are validated by :func:`surveys.engine.validate_submission` (:class:`InvalidAnswers`).
@@ -39,6 +42,7 @@ from surveys.schema import Survey
 __all__ = [
     "AlreadyAnswered",
     "InvalidAnswers",
+    "InvitationRequired",
     "Submission",
     "SubmitError",
     "SubmitResult",
@@ -121,6 +125,12 @@ class TokenInvalid(SubmitError):
     """The invitation token is unknown or belongs to another survey."""
 
     code = "token_invalid"
+
+
+class InvitationRequired(SubmitError):
+    """The survey is invitation-only and the submission carries no invitation token."""
+
+    code = "invitation_required"
 
 
 class InvalidAnswers(SubmitError):
@@ -212,14 +222,16 @@ async def submit_response(
     idempotency_key: str | None = None,
     secret: bytes | None = None,
     sample: bool = False,
+    token_hash: str | None = None,
 ) -> SubmitResult:
     """Validate and store one completed response in ``session`` (not committed here).
 
     ``respondent`` is a :func:`pseudonym`. With ``token`` (an invitation token) pass the
-    ``secret`` key too so the token's stored hash can be found. Raises :class:`SurveyClosed`,
-    :class:`AlreadyAnswered`, :class:`TokenUsed`, :class:`TokenInvalid` or
-    :class:`InvalidAnswers`; returns the stored (or, for a repeated ``idempotency_key``, the
-    earlier) response.
+    ``secret`` key too so the token's stored hash can be found; a caller that kept only the
+    hash (:func:`invitation_hash`) passes ``token_hash`` instead. Raises :class:`SurveyClosed`,
+    :class:`InvitationRequired`, :class:`AlreadyAnswered`, :class:`TokenUsed`,
+    :class:`TokenInvalid` or :class:`InvalidAnswers`; returns the stored (or, for a repeated
+    ``idempotency_key``, the earlier) response.
     """
     item = Submission(
         survey=survey,
@@ -232,6 +244,7 @@ async def submit_response(
         token=token,
         idempotency_key=idempotency_key,
         sample=sample,
+        token_hash=token_hash,
     )
     if token is not None:
         if secret is None:
@@ -328,6 +341,9 @@ async def submit_many(
             continue
         township = item.township_code
         invitation_id: int | None = None
+        if item.token_hash is None and item.survey.invitation_only:
+            outcomes[index] = InvitationRequired("invitation required")
+            continue
         if item.token_hash is not None:
             tok = tokens.get(item.token_hash)
             if tok is None or tok.survey != code:

@@ -8,30 +8,44 @@ take the next message. The completed response is stored through
 :func:`surveys.service.submit_response`, the same storage as the mobile page, under a keyed
 pseudonym of the chat account — raw chat ids are never stored with answers.
 
+An invitation-only survey (:attr:`~surveys.schema.Survey.invitation_only`: the deputies' and
+staff surveys) is started only by the deep link ``t_<token>`` of a single-use invitation token
+(``pufa invite residents``); ``/survey <code>`` and ``s_<code>`` explain that it is by
+invitation. The token is consumed when the completed response is stored, as on the web.
+
 State (JSON in the conversation row): ``s`` survey code, ``tw`` township code or null, ``a``
-answers so far, ``m`` option indexes ticked on the current ``multiple`` question.
+answers so far, ``m`` option indexes ticked on the current ``multiple`` question, ``th`` the
+keyed hash of the invitation token (never the token itself) or absent.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
 
 from bot.dialogs.runtime import BAD_BUTTON, STALE_BUTTON, DialogRuntime, Step
+from bot.i18n import N_
 from storage.models import Township
 from surveys.engine import ErrorCode, next_question, progress, validate_answer
-from surveys.schema import Question, Survey, localized
+from surveys.schema import OPEN_AUDIENCES, Question, Survey, localized
 
 __all__ = ["SurveyFlow", "install", "respondent_for", "start_survey"]
 
 log = logging.getLogger(__name__)
 
 FLOW = "survey"
-LISTED_AUDIENCES = frozenset({"public", "businesses", "media"})
-"""Audiences whose open surveys ``/survey`` offers to anyone."""
+LISTED_AUDIENCES = OPEN_AUDIENCES
+"""Audiences whose open surveys ``/survey`` offers to anyone (those not invitation-only)."""
+INVITATION_PAYLOAD = "t"
+"""Deep-link prefix of an invitation token: ``/start t_<token>``."""
+INVITATION_ONLY = N_(
+    "This survey is by invitation only. Please use the link or QR code you were given."
+)
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{8,62}")
 
 
 def respondent_for(secret: bytes, channel: str, external_id: str) -> str:
@@ -198,9 +212,18 @@ class SurveyFlow:
         await self._complete(step, survey, answers)
 
     async def _complete(self, step: Step, survey: Survey, answers: Mapping[str, Any]) -> None:
-        from surveys.service import AlreadyAnswered, SubmitError, SurveyClosed, submit_response
+        from surveys.service import (
+            AlreadyAnswered,
+            InvitationRequired,
+            SubmitError,
+            SurveyClosed,
+            TokenInvalid,
+            TokenUsed,
+            submit_response,
+        )
 
         township = step.state.get("tw")
+        token_hash = step.state.get("th")
         step.end()
         try:
             await submit_response(
@@ -214,12 +237,24 @@ class SurveyFlow:
                 township_code=township,
                 locale=step.locale,
                 now=step.now,
+                token_hash=token_hash,
             )
         except AlreadyAnswered:
             step.say(step._("You have already answered this survey. Thank you!"))
             return
         except SurveyClosed:
             step.say(step._("Sorry, this survey has closed, so your answers were not counted."))
+            return
+        except TokenUsed:
+            step.say(
+                step._(
+                    "Sorry, this invitation link has already been used, so your answers were"
+                    " not counted."
+                )
+            )
+            return
+        except (TokenInvalid, InvitationRequired):
+            step.say(step._(INVITATION_ONLY))
             return
         except SubmitError as exc:
             log.warning("chat survey answers refused", extra={"code": getattr(exc, "code", "")})
@@ -234,8 +269,15 @@ def _option_at(question: Question, arg: str) -> Any:
     return question.options[int(arg)]
 
 
-async def start_survey(step: Step, code: str, township: str | None = None) -> None:
-    """Open survey ``code`` for the person of ``step`` (checking it is open and unanswered)."""
+async def start_survey(
+    step: Step, code: str, township: str | None = None, *, token_hash: str | None = None
+) -> None:
+    """Open survey ``code`` for the person of ``step`` (checking it is open and unanswered).
+
+    An invitation-only survey needs ``token_hash``, the keyed hash of a checked invitation
+    token (see :func:`_start_invitation_link`); without it the person is told the survey is by
+    invitation.
+    """
     from surveys.service import survey_is_open
 
     flow = step.runtime.flows[FLOW]
@@ -243,6 +285,9 @@ async def start_survey(step: Step, code: str, township: str | None = None) -> No
     survey = flow.catalog.get(code)
     if survey is None:
         step.say(step._("Sorry, I do not know that survey. Send /survey to see the open ones."))
+        return
+    if survey.invitation_only and token_hash is None:
+        step.say(step._(INVITATION_ONLY))
         return
     if not await survey_is_open(step.session, code, step.now):
         step.say(step._("Sorry, this survey is not open."))
@@ -255,7 +300,10 @@ async def start_survey(step: Step, code: str, township: str | None = None) -> No
             await step.session.execute(select(Township.code).where(Township.code == township))
         ).scalar_one_or_none()
         township = found
-    step.begin(FLOW, {"s": code, "tw": township, "a": {}, "m": []})
+    state: dict[str, Any] = {"s": code, "tw": township, "a": {}, "m": []}
+    if token_hash is not None:
+        state["th"] = token_hash
+    step.begin(FLOW, state)
     step.say(f"{localized(survey.title, step.locale)}\n\n{localized(survey.intro, step.locale)}")
     await flow._advance(step, survey)
 
@@ -288,8 +336,7 @@ async def _cmd_survey(step: Step, args: str) -> None:
     open_surveys = [
         s
         for s in flow.catalog.values()
-        if s.audience in LISTED_AUDIENCES
-        and await survey_is_open(step.session, s.code, step.now)
+        if not s.invitation_only and await survey_is_open(step.session, s.code, step.now)
     ]
     if not open_surveys:
         step.say(step._("There is no open survey at the moment. Thank you for your interest!"))
@@ -312,9 +359,36 @@ async def _start_survey_link(step: Step, rest: str) -> None:
     await start_survey(step, code, township or None)
 
 
+async def _start_invitation_link(step: Step, token: str) -> None:
+    """``/start t_<token>``: open the survey of a single-use invitation token."""
+    from storage.models_surveys import SurveyInvitation
+    from surveys.service import invitation_hash
+
+    if not _TOKEN_RE.fullmatch(token):
+        step.say(step._("This invitation link is not valid."))
+        return
+    digest = invitation_hash(step.runtime.secret, token)
+    row = (
+        await step.session.execute(
+            select(
+                SurveyInvitation.survey, SurveyInvitation.township, SurveyInvitation.used_at
+            ).where(SurveyInvitation.token_hash == digest)
+        )
+    ).one_or_none()
+    if row is None:
+        step.say(step._("This invitation link is not valid."))
+        return
+    if row.used_at is not None:
+        step.say(step._("This invitation link has already been used."))
+        return
+    await start_survey(step, row.survey, row.township, token_hash=digest)
+
+
 def install(runtime: DialogRuntime, catalog: Mapping[str, Survey]) -> None:
-    """Register the survey flow, ``/survey``, the ``s_`` deep link and survey-picker buttons."""
+    """Register the survey flow, ``/survey``, the ``s_`` and ``t_`` deep links and
+    survey-picker buttons."""
     runtime.add_flow(SurveyFlow(catalog))
     runtime.add_command("survey", _cmd_survey)
     runtime.add_start_payload("s", _start_survey_link)
+    runtime.add_start_payload(INVITATION_PAYLOAD, _start_invitation_link)
     runtime.add_action("o", _act_open)

@@ -29,6 +29,7 @@ from surveys.schema import Survey, localized
 from surveys.service import (
     AlreadyAnswered,
     InvalidAnswers,
+    InvitationRequired,
     SubmitResult,
     SurveyClosed,
     TokenInvalid,
@@ -261,6 +262,8 @@ async def survey_page(request: web.Request) -> web.Response:
     src = _clean_param(request.query.get("src"), 24)
     if not await _state_open(request, survey.code):
         return _closed(request, survey, locale)
+    if survey.invitation_only and not token:
+        return _invitation_only(request, survey, locale)
     if token:
         state = await _token_state(request, survey, token)
         if state == "used":
@@ -276,6 +279,20 @@ def _closed(request: web.Request, survey: Survey, locale: str) -> web.Response:
         410,
         N_("This survey is closed"),
         N_("Thank you for your interest. This survey no longer takes answers."),
+        survey,
+        locale,
+    )
+
+
+def _invitation_only(request: web.Request, survey: Survey, locale: str) -> web.Response:
+    return _message(
+        request,
+        403,
+        N_("This survey is by invitation"),
+        N_(
+            "Only invited respondents can answer this survey. Please open it with the link or"
+            " QR code you were given."
+        ),
         survey,
         locale,
     )
@@ -375,6 +392,8 @@ async def survey_submit(request: web.Request) -> web.StreamResponse:
         return _used(request, survey, locale)
     if isinstance(outcome, TokenInvalid):
         return _invalid(request, survey, locale)
+    if isinstance(outcome, InvitationRequired):
+        return _invitation_only(request, survey, locale)
     if isinstance(outcome, AlreadyAnswered):
         return _message(
             request,

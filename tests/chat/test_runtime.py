@@ -142,7 +142,7 @@ async def test_lang_switches_language_and_reprompts(say: Any) -> None:
 
 async def test_survey_command_offers_public_surveys_only(say: Any) -> None:
     # Both shipped surveys are open in June 2026; /survey starts the public one directly and
-    # never lists the deputies' survey, which is reached by its own code or link.
+    # never lists the deputies' survey, which is by invitation only (see test_invitation_chat).
     replies = await say("/survey", user="31")
     shown = " ".join(r.text for r in replies) + " ".join(
         b.label for r in replies for b in r.flat_buttons
@@ -150,7 +150,7 @@ async def test_survey_command_offers_public_surveys_only(say: Any) -> None:
     assert "法治政府建设满意度调查" in shown
     assert "人大代表" not in shown
     deputies = await say("/survey deputies-2026", user="32")
-    assert "人大代表" in deputies[0].text
+    assert "受邀" in deputies[0].text and not deputies[0].buttons
 
 
 async def test_dont_know_is_the_last_button_and_is_stored(say: Any, seeded: Any) -> None:

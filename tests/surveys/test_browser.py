@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from storage.models_surveys import SurveyAnswer, SurveyResponse
 from tests.surveys.cdp import Browser, chromium_path
+from tests.surveys.conftest import make_invitations
 from tests.surveys.test_api import opened
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -95,7 +96,10 @@ async def test_complete_survey_on_a_phone(chromium: str, client: Any, sessions: 
             deviceScaleFactor=2,
             mobile=True,
         )
-        await browser.goto(f"{base}/s/deputies-2026")
+        # The deputies' survey is by invitation: open its form with a token.
+        (token,) = await make_invitations(sessions, 1, survey="deputies-2026")
+        await browser.goto(f"{base}/s/deputies-2026?t={token}")
+        assert await browser.evaluate("document.querySelectorAll('input').length") > 5
         assert await browser.evaluate("document.documentElement.scrollWidth") <= 320
     finally:
         await browser.close()

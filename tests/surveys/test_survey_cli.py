@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ def run(db_url: str, tmp_path: Path) -> Any:
         "PUFA_SECRET_KEY": TEST_SECRET,
         "PUFA_DATA_DIR": str(tmp_path / "data"),
         "PUFA_PUBLIC_URL": "https://pufa.example.cn",
+        "PUFA_TELEGRAM_BOT_USERNAME": None,  # no chat_link column unless a test sets --bot
     }
 
     def _run(*args: str) -> Any:
@@ -71,6 +73,42 @@ def test_invite_residents_csv_and_qr(run: Any, tmp_path: Path) -> None:
     assert len(pngs) == 5 and pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     missing = run("invite", "residents", "fazhi-2026", "--township", "nowhere", "--count", "1")
     assert missing.exit_code != 0
+
+
+def test_invite_residents_chat_links(run: Any, db_url: str, tmp_path: Path) -> None:
+    assert run("seed", "--demo").exit_code == 0
+    out = tmp_path / "deputies.csv"
+    made = run(
+        "invite", "residents", "deputies-2026", "--township", "zbp", "--count", "3",
+        "--bot", "@XixiaPufaBot", "-o", str(out),
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    text = out.read_text(encoding="utf-8-sig")
+    assert text.splitlines()[0] == "token,url,chat_link"  # token,url stay the first columns
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 3
+    for row in rows:
+        token = row["token"]
+        assert row["url"] == f"https://pufa.example.cn/s/deputies-2026?t={token}"
+        assert row["chat_link"] == f"https://t.me/XixiaPufaBot?start=t_{token}"
+        payload = row["chat_link"].split("start=", 1)[1]
+        assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", payload), "a valid Telegram start payload"
+    # The bot username can come from the environment too; printed to stdout without -o.
+    runner = CliRunner()
+    env = {
+        "PUFA_DATABASE_URL": db_url,
+        "PUFA_SECRET_KEY": TEST_SECRET,
+        "PUFA_DATA_DIR": str(tmp_path / "data"),
+        "PUFA_TELEGRAM_BOT_USERNAME": "EnvBot",
+    }
+    printed = runner.invoke(
+        cli,
+        ["invite", "residents", "deputies-2026", "--township", "zbp", "--count", "1"],
+        env=env,
+    )
+    assert printed.exit_code == 0, printed.output
+    (row,) = csv.DictReader(io.StringIO(printed.output))
+    assert row["chat_link"] == f"https://t.me/EnvBot?start=t_{row['token']}"
 
 
 def test_results_formats(run: Any, tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 Every row is marked ``sample``; the generator is seeded, so the figures are the same on every
 machine. The rates are chosen to show each verdict: some indicators meet their target, one
 misses it, one is still inconclusive, and the "显著提高" indicator is compared with a sample
-2025 baseline.
+2025 baseline. A few residents answer "don't know" (不了解) where the question offers it, most
+often on major administrative decisions, so the reports show that count too.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models_surveys import SurveyAnswer, SurveyResponse
-from surveys.schema import SCALE_CODES, Survey
+from surveys.schema import SCALE_CODES, UNKNOWN_CODE, Survey
 
 SAMPLE_RATES: dict[str, dict[str, float]] = {
     "fazhi-2026": {
@@ -34,6 +35,11 @@ SAMPLE_RATES: dict[str, dict[str, float]] = {
     "fazhi-2025": {"law_enforcement": 0.74},
     "deputies-2026": {"handling": 0.96},
 }
+SAMPLE_UNKNOWN: dict[str, dict[str, float]] = {
+    "fazhi-2026": {"major_decisions": 0.12, "dispute_resolution": 0.08, "oversight": 0.04},
+}
+"""Share of sample residents answering "don't know" per question (only where it is offered).
+Drawn from a separate random stream, so the ratings of everybody else stay the same."""
 SAMPLE_SIZES = {"fazhi-2026": 420, "fazhi-2025": 300, "deputies-2026": 60}
 CHANNELS = ("h5", "h5", "h5", "telegram", "wecom")
 
@@ -67,6 +73,12 @@ async def seed_sample_responses(
         if survey is None:
             continue
         rng = random.Random(f"pufa-demo-{code}")
+        unknown_rng = random.Random(f"pufa-demo-unknown-{code}")
+        unknown_rates = {
+            question: share
+            for question, share in SAMPLE_UNKNOWN.get(code, {}).items()
+            if (q := survey.question(question)) is not None and UNKNOWN_CODE in q.option_codes
+        }
         created_at = now - timedelta(days=365) if code.endswith("2025") else now
         responses: list[dict[str, Any]] = []
         for i in range(size):
@@ -100,12 +112,15 @@ async def seed_sample_responses(
             for question, rate in rates.items():
                 if survey.question(question) is None:
                     continue
+                value = _level(rng, rate)
+                if unknown_rng.random() < unknown_rates.get(question, 0.0):
+                    value = UNKNOWN_CODE
                 answers.append(
                     {
                         "response_id": rid,
                         "survey": code,
                         "question": question,
-                        "value": _level(rng, rate),
+                        "value": value,
                         "text": None,
                         "township": row["township"],
                         "channel": row["channel"],

@@ -1,9 +1,10 @@
 """Satisfaction reports: a terminal table, JSON, and an Excel workbook with a native chart.
 
 The workbook (XlsxWriter) has a summary sheet — indicator, n, rate, 95% interval, target,
-verdict — with a column chart of the rates against their targets drawn by Excel itself, then one
-sheet per indicator with the breakdown by township and by channel. Text is stored as Unicode in
-the XML, so Chinese opens intact in Excel and WPS.
+verdict, how many answered "don't know" (not part of n) — with a column chart of the rates
+against their targets drawn by Excel itself, then one sheet per indicator with the breakdown
+by township and by channel. Text is stored as Unicode in the XML, so Chinese opens intact in
+Excel and WPS.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from bot.i18n import N_, Translator
 from surveys.results import IndicatorRow, SurveyReport
-from surveys.schema import DEFAULT_SCALE, SCALE_CODES, localized
+from surveys.schema import DEFAULT_SCALE, SCALE_CODES, UNKNOWN_CODE, UNKNOWN_OPTION, localized
 
 VERDICT_LABELS = {
     "met": N_("met"),
@@ -33,7 +34,7 @@ CHANNEL_LABELS = {
 
 
 def _level_label(level: str, locale: str) -> str:
-    option = next((o for o in DEFAULT_SCALE if o.code == level), None)
+    option = next((o for o in (*DEFAULT_SCALE, UNKNOWN_OPTION) if o.code == level), None)
     return localized(option.label, locale) if option else level
 
 
@@ -90,6 +91,7 @@ def _indicator_cells(t: Translator, row: IndicatorRow) -> list[str]:
         f"{_pct(t, r.ci_low)}–{_pct(t, r.ci_high)}" if r.n else "—",
         _target_text(t, row),
         verdict_text(t, row),
+        str(r.unknown),
     ]
 
 
@@ -103,9 +105,10 @@ def render_table(report: SurveyReport, locale: str, by: str | None = None) -> st
         t._("95% interval"),
         t._("Target"),
         t._("Verdict"),
+        t._("Don't know"),
     ]
     rows = [header] + [_indicator_cells(t, row) for row in report.indicators]
-    out = [f"{report.title} ({report.survey})", format_table(rows, right={1, 2})]
+    out = [f"{report.title} ({report.survey})", format_table(rows, right={1, 2, 6})]
     if by in ("township", "channel"):
         groups = report.by_township if by == "township" else report.by_channel
         for code, indicator_rows in sorted(groups.items(), key=lambda kv: kv[0] or "~"):
@@ -114,7 +117,7 @@ def render_table(report: SurveyReport, locale: str, by: str | None = None) -> st
             out.append(name)
             out.append(
                 format_table(
-                    [header] + [_indicator_cells(t, r) for r in indicator_rows], right={1, 2}
+                    [header] + [_indicator_cells(t, r) for r in indicator_rows], right={1, 2, 6}
                 )
             )
     return "\n".join(out) + "\n"
@@ -161,6 +164,7 @@ def render_xlsx(report: SurveyReport, locale: str) -> bytes:
         t._("Verdict"),
         t._("More responses needed"),
         t._("Weighted index"),
+        t._("Don't know"),
     ]
 
     def write_rows(sheet: Any, first_row: int, rows: Sequence[tuple[str, IndicatorRow]]) -> int:
@@ -193,6 +197,7 @@ def render_xlsx(report: SurveyReport, locale: str) -> bytes:
                 sheet.write_blank(i, 10, None, dec)
             else:
                 sheet.write_number(i, 10, row.index, dec)
+            sheet.write_number(i, 11, r.unknown, num)
         return first_row + len(rows)
 
     summary = book.add_worksheet(t._("Summary")[:31])
@@ -200,7 +205,7 @@ def render_xlsx(report: SurveyReport, locale: str) -> bytes:
     last = write_rows(summary, 2, [(row.title, row) for row in report.indicators])
     summary.set_column(0, 0, 46)
     summary.set_column(1, 1, 20)
-    summary.set_column(2, 10, 12)
+    summary.set_column(2, 11, 12)
     summary.freeze_panes(3, 1)
 
     if report.indicators:
@@ -257,11 +262,13 @@ def render_xlsx(report: SurveyReport, locale: str) -> bytes:
         current = write_rows(sheet, current + 1, channel_rows) + 2
         sheet.write(current, 0, t._("Answers per level"), title_fmt)
         ordered = sorted(row.levels.items(), key=lambda kv: SCALE_CODES.index(kv[0]))
+        if row.result.unknown:
+            ordered.append((UNKNOWN_CODE, row.result.unknown))
         for offset, (level, count) in enumerate(ordered):
             sheet.write_string(current + 1 + offset, 0, _level_label(level, locale), text)
             sheet.write_number(current + 1 + offset, 1, count, num)
         sheet.set_column(0, 0, 30)
         sheet.set_column(1, 1, 20)
-        sheet.set_column(2, 10, 12)
+        sheet.set_column(2, 11, 12)
     book.close()
     return buffer.getvalue()

@@ -5,6 +5,9 @@ covering index ``ix_answer_agg``) gives every count needed: per indicator overal
 and per channel. The rates, Wilson intervals and verdicts then come from the pure functions of
 :mod:`surveys.scoring` on those few hundred counts, never on the raw answers.
 
+A "don't know" answer (``unknown``) is counted in SQL like any other value and then kept out of
+the indicator's ``n``: it is reported as the indicator's ``unknown`` count only.
+
 A "显著提高" indicator (no numeric target) is compared with the same indicator in a baseline
 survey: by default the survey whose code has the previous year (``fazhi-2026`` →
 ``fazhi-2025``), when it has answers.
@@ -23,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Township
 from storage.models_surveys import SurveyAnswer
-from surveys.schema import SCALE_WEIGHTS, Indicator, Survey, localized
-from surveys.scoring import IndicatorResult, indicator_result, weighted_index
+from surveys.schema import SCALE_WEIGHTS, UNKNOWN_CODE, Indicator, Survey, localized
+from surveys.scoring import IndicatorResult, Tally, indicator_result, weighted_index
 
 __all__ = ["Counts", "SurveyReport", "baseline_code", "compute_results", "fetch_counts"]
 
@@ -59,16 +62,21 @@ async def fetch_counts(
     return {(q, v, t, c): n for q, v, t, c, n in rows.all()}
 
 
-def _tally(indicator: Indicator, counts: Mapping[tuple[str, str], int]) -> tuple[int, int]:
-    satisfied = n = 0
+def _tally(indicator: Indicator, counts: Mapping[tuple[str, str], int]) -> Tally:
+    """Like :func:`surveys.scoring.tally_counts`, over ``{(question, value): answers}``."""
+    satisfied = n = unknown = 0
     wanted = set(indicator.satisfied)
     for qcode in indicator.questions:
         for (question, value), count in counts.items():
-            if question == qcode:
-                n += count
-                if value in wanted:
-                    satisfied += count
-    return satisfied, n
+            if question != qcode:
+                continue
+            if value == UNKNOWN_CODE:
+                unknown += count
+                continue
+            n += count
+            if value in wanted:
+                satisfied += count
+    return Tally(satisfied, n, unknown)
 
 
 def _levels(indicator: Indicator, counts: Mapping[tuple[str, str], int]) -> dict[str, int]:
@@ -147,14 +155,15 @@ def _rows(
 ) -> list[IndicatorRow]:
     rows = []
     for indicator in survey.indicators:
-        satisfied, n = _tally(indicator, counts)
+        counted = _tally(indicator, counts)
         levels = _levels(indicator, counts)
         result = indicator_result(
             indicator.code,
-            satisfied,
-            n,
+            counted.satisfied,
+            counted.n,
             indicator.target,
             baseline=baselines.get(indicator.code) if indicator.target is None else None,
+            unknown=counted.unknown,
         )
         rows.append(
             IndicatorRow(localized(indicator.title, locale), result, weighted_index(levels), levels)
@@ -193,7 +202,7 @@ async def compute_results(
             None, {}
         )
         for ind in increase:
-            s, n = _tally(ind, base_counts)
+            s, n, _unknown = _tally(ind, base_counts)
             if n:
                 baselines[ind.code] = (s, n)
     if not baselines:

@@ -18,6 +18,14 @@ Codes are words rather than digits so that they can never be confused with the p
 numbers a resident types on a channel without buttons ("1" for the first option). By default
 an indicator counts the three 好评 levels (:data:`GOOD_RATINGS`) as satisfied.
 
+A ``scale`` or ``single`` question with ``allow_unknown: true`` also offers "don't know"
+(:data:`UNKNOWN_CODE` ``unknown``, 不了解 / Don't know) as its last option, for residents who
+have had nothing to do with what is asked. Such answers are stored but never scored: they are
+left out of an indicator's ``n`` and reported separately. The default is ``false``, so a file
+written before the switch existed means the same. The code ``unknown`` is reserved on rated
+questions: a file may list it only as the last option of a question that allows it (to word
+the label differently), and an indicator may not count it as satisfied.
+
 :func:`load_survey_file` and :func:`load_catalog` read YAML; a broken file raises
 :class:`CatalogError` naming the file, the path inside it (``questions[2].show_if.question``),
 the reason, and the line where the YAML can tell.
@@ -41,6 +49,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    TypeAdapter,
     ValidationError,
     model_validator,
 )
@@ -55,6 +64,8 @@ __all__ = [
     "RATED_TYPES",
     "SCALE_CODES",
     "SCALE_WEIGHTS",
+    "UNKNOWN_CODE",
+    "UNKNOWN_OPTION",
     "Audience",
     "CatalogError",
     "CatalogProblem",
@@ -97,6 +108,10 @@ GOOD_RATINGS: tuple[str, ...] = SCALE_CODES[:3]
 SCALE_WEIGHTS: Mapping[str, int] = dict(zip(SCALE_CODES, (100, 80, 60, 40, 20), strict=True))
 """Points per 好差评 level for the weighted satisfaction index."""
 
+UNKNOWN_CODE = "unknown"
+"""Option code of the "don't know" answer (不了解) of a question with ``allow_unknown``. Such
+an answer is never counted in an indicator's ``n``."""
+
 _SCALE_LABELS: tuple[tuple[str, str], ...] = (
     ("非常满意", "Very satisfied"),
     ("满意", "Satisfied"),
@@ -104,6 +119,8 @@ _SCALE_LABELS: tuple[tuple[str, str], ...] = (
     ("不满意", "Dissatisfied"),
     ("非常不满意", "Very dissatisfied"),
 )
+
+_BOOL: TypeAdapter[bool] = TypeAdapter(bool)
 
 _SURVEY_CODE_RE = re.compile(r"[A-Za-z0-9-]{1,24}")
 _ITEM_CODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
@@ -280,6 +297,9 @@ DEFAULT_SCALE: tuple[Option, ...] = tuple(
 )
 """The five 好差评 levels, best first; the options of a ``scale`` question that lists none."""
 
+UNKNOWN_OPTION = Option(code=UNKNOWN_CODE, label={"zh_CN": "不了解", "en": "Don't know"})
+"""The "don't know" option appended (last) to a question with ``allow_unknown: true``."""
+
 
 class ShowIf(_Model):
     """Ask a question only when an earlier choice question was answered with one of ``in_``
@@ -289,13 +309,35 @@ class ShowIf(_Model):
     in_: tuple[Code, ...] = Field(alias="in", min_length=1)
 
 
+def _allows_unknown(value: Any) -> bool:
+    """Whether a raw ``allow_unknown`` value reads as true the way pydantic will read it."""
+    try:
+        return _BOOL.validate_python(value)
+    except ValidationError:
+        return False  # the field validation reports it
+
+
+def _option_code(option: Any) -> Any:
+    """The code of an option given as a model or as raw data (``None`` if it has none)."""
+    if isinstance(option, Option):
+        return option.code
+    if isinstance(option, Mapping):
+        return option.get("code")
+    return None
+
+
 class Question(_Model):
-    """One question. ``options`` is empty for ``text``; ``max_length`` is set only for ``text``."""
+    """One question. ``options`` is empty for ``text``; ``max_length`` is set only for ``text``.
+
+    ``allow_unknown`` (``scale`` and ``single`` only) appends :data:`UNKNOWN_OPTION` to the
+    options unless the file already ends them with an ``unknown`` option of its own wording.
+    """
 
     code: Code
     type: QuestionType
     text: LocalizedText
     required: bool = True
+    allow_unknown: bool = False
     options: tuple[Option, ...] = ()
     max_length: int | None = Field(default=None, ge=1, le=10_000)
     show_if: ShowIf | None = None
@@ -309,6 +351,14 @@ class Question(_Model):
                 data["options"] = DEFAULT_SCALE
             if data.get("type") == "text" and data.get("max_length") is None:
                 data["max_length"] = DEFAULT_TEXT_MAX_LENGTH
+            options = data.get("options")
+            if (
+                _allows_unknown(data.get("allow_unknown", False))
+                and data.get("type") in RATED_TYPES
+                and isinstance(options, list | tuple)
+                and not any(_option_code(o) == UNKNOWN_CODE for o in options)
+            ):
+                data["options"] = (*options, UNKNOWN_OPTION)
         return data
 
     @model_validator(mode="after")
@@ -321,11 +371,31 @@ class Question(_Model):
                 problems.append((("options",), "a text question has no options"))
         elif self.max_length is not None:
             problems.append((("max_length",), "only a text question has max_length"))
+        if self.allow_unknown and self.type not in RATED_TYPES:
+            problems.append(
+                (("allow_unknown",), 'only a scale or single question can offer "don\'t know"')
+            )
+        elif self.allow_unknown and (not self.options or self.options[-1].code != UNKNOWN_CODE):
+            problems.append((("options",), f"the last option must be {UNKNOWN_CODE!r}"))
         seen: set[str] = set()
+        last = len(self.options) - 1
         for i, option in enumerate(self.options):
             if option.code in seen:
                 problems.append((("options", i, "code"), f"duplicate option code {option.code!r}"))
             seen.add(option.code)
+            if option.code == UNKNOWN_CODE and self.type in RATED_TYPES:
+                if not self.allow_unknown:
+                    problems.append(
+                        (
+                            ("options", i, "code"),
+                            f'{UNKNOWN_CODE!r} is reserved for "don\'t know": set'
+                            " allow_unknown: true instead of listing it",
+                        )
+                    )
+                elif i != last:
+                    problems.append(
+                        (("options", i, "code"), f"the {UNKNOWN_CODE!r} option must come last")
+                    )
         if problems:
             raise DefinitionIssue(problems)
         return self
@@ -475,7 +545,15 @@ class Survey(_Model):
                     )
                 else:
                     for k, code in enumerate(indicator.satisfied):
-                        if code not in scored.option_codes:
+                        if code == UNKNOWN_CODE:
+                            problems.append(
+                                (
+                                    (*ibase, "satisfied", k),
+                                    f"{UNKNOWN_CODE!r} (don't know) is never counted; it cannot"
+                                    " count as satisfied",
+                                )
+                            )
+                        elif code not in scored.option_codes:
                             default = "satisfied" not in indicator.model_fields_set
                             hint = (
                                 " (the default is the 好评 levels of the 好差评 scale;"

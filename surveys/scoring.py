@@ -11,7 +11,8 @@ Satisfaction (满意度指标)
     :func:`verdict` for the exact rule). Targets worded "显著提高" (significant rise, no number)
     are judged by :func:`increase_verdict`, a one-sided pooled two-proportion z test against
     the previous period. :func:`weighted_index` is the 100/80/60/40/20 index of the 好差评
-    levels.
+    levels. A "don't know" answer (:data:`~surveys.schema.UNKNOWN_CODE`) is no observation:
+    it is left out of ``n`` and everything computed from it, and counted as ``unknown``.
 
 民主测评 (《西夏区领导班子和领导干部年度考核实施办法》)
     :func:`ballot_score`, :func:`grade`, :func:`check_excellent_quota`, the composite schemes
@@ -27,9 +28,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from statistics import NormalDist
-from typing import Any
+from typing import Any, NamedTuple
 
-from surveys.schema import SCALE_WEIGHTS, Indicator, Survey
+from surveys.schema import SCALE_WEIGHTS, UNKNOWN_CODE, Indicator, Survey
 
 __all__ = [
     "ANNUAL_CHIEF",
@@ -45,6 +46,7 @@ __all__ = [
     "Grade",
     "IndicatorResult",
     "QuotaCheck",
+    "Tally",
     "TwoProportionTest",
     "Verdict",
     "VerdictResult",
@@ -59,6 +61,7 @@ __all__ = [
     "planning_sample_size",
     "survey_results",
     "tally",
+    "tally_counts",
     "two_proportion_test",
     "verdict",
     "weighted_index",
@@ -289,7 +292,8 @@ class IndicatorResult:
 
     ``rate`` is ``None`` when ``n == 0``. ``target`` is ``None`` for a "显著提高" indicator
     (``target_kind == "increase"``); its verdict then comes from the comparison with the
-    baseline period, whose figures and one-sided p-value are included.
+    baseline period, whose figures and one-sided p-value are included. ``unknown`` is how
+    many answered "don't know": they are not part of ``n``.
     """
 
     code: str
@@ -305,6 +309,7 @@ class IndicatorResult:
     baseline_n: int | None = None
     baseline_satisfied: int | None = None
     p_value: float | None = None
+    unknown: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of ``GET /api/v1/surveys/{survey}/results`` (without ``title``,
@@ -323,6 +328,7 @@ class IndicatorResult:
             "baseline_n": self.baseline_n,
             "baseline_satisfied": self.baseline_satisfied,
             "p_value": self.p_value,
+            "unknown": self.unknown,
         }
 
 
@@ -335,23 +341,47 @@ def indicator_result(
     baseline: tuple[int, int] | None = None,
     confidence: float = 0.95,
     alpha: float = DEFAULT_ALPHA,
+    unknown: int = 0,
 ) -> IndicatorResult:
     """Figures and verdict for one indicator.
 
     With a numeric ``target`` the verdict comes from :func:`verdict`. With ``target=None``
     (a "显著提高" indicator) it comes from :func:`increase_verdict` against ``baseline``
     ``(satisfied, n)`` of the previous period; without a baseline it is ``inconclusive``.
+    ``unknown`` ("don't know" answers, already left out of ``n``) is only reported.
     """
+    if unknown < 0:
+        raise ValueError(f"unknown must not be negative, not {unknown}")
     low, high = wilson_interval(satisfied, n, confidence)
     rate = satisfied / n if n else None
     if target is not None:
         judged = verdict(satisfied, n, target, confidence)
         return IndicatorResult(
-            code, n, satisfied, rate, low, high, target, "rate", judged.verdict, judged.more_needed
+            code,
+            n,
+            satisfied,
+            rate,
+            low,
+            high,
+            target,
+            "rate",
+            judged.verdict,
+            judged.more_needed,
+            unknown=unknown,
         )
     if baseline is None:
         return IndicatorResult(
-            code, n, satisfied, rate, low, high, None, "increase", Verdict.INCONCLUSIVE, None
+            code,
+            n,
+            satisfied,
+            rate,
+            low,
+            high,
+            None,
+            "increase",
+            Verdict.INCONCLUSIVE,
+            None,
+            unknown=unknown,
         )
     s1, n1 = baseline
     judged = increase_verdict(s1, n1, satisfied, n, alpha)
@@ -370,28 +400,49 @@ def indicator_result(
         n1,
         s1,
         p_value,
+        unknown,
     )
 
 
-def tally(indicator: Indicator, responses: Iterable[Mapping[str, Any]]) -> tuple[int, int]:
-    """``(satisfied, n)`` for an indicator over stored responses (``{question code: value}``).
+class Tally(NamedTuple):
+    """An indicator's counts: ``satisfied`` of ``n`` rated answers, and ``unknown`` "don't
+    know" answers, which are not in ``n``."""
 
-    Every answer to one of the indicator's questions is one observation; skipped questions
-    (absent or ``None``) are not counted.
+    satisfied: int
+    n: int
+    unknown: int
+
+
+def tally_counts(indicator: Indicator, responses: Iterable[Mapping[str, Any]]) -> Tally:
+    """:class:`Tally` for an indicator over stored responses (``{question code: value}``).
+
+    Every rating of one of the indicator's questions is one observation; skipped questions
+    (absent or ``None``) are not counted, and "don't know" (:data:`UNKNOWN_CODE`) is counted
+    only as ``unknown``.
     """
-    satisfied = n = 0
+    satisfied = n = unknown = 0
     wanted = set(indicator.satisfied)
     for answers in responses:
         for code in indicator.questions:
             value = answers.get(code)
-            if isinstance(value, str):
+            if value == UNKNOWN_CODE:
+                unknown += 1
+            elif isinstance(value, str):
                 n += 1
                 satisfied += value in wanted
-    return satisfied, n
+    return Tally(satisfied, n, unknown)
+
+
+def tally(indicator: Indicator, responses: Iterable[Mapping[str, Any]]) -> tuple[int, int]:
+    """``(satisfied, n)`` for an indicator over stored responses; see :func:`tally_counts`
+    ("don't know" answers are not in ``n``)."""
+    counted = tally_counts(indicator, responses)
+    return counted.satisfied, counted.n
 
 
 def level_counts(question_code: str, responses: Iterable[Mapping[str, Any]]) -> Counter[str]:
-    """How many responses chose each option of a single-choice or scale question."""
+    """How many responses chose each option of a single-choice or scale question ("don't
+    know" included, under :data:`UNKNOWN_CODE`; :func:`weighted_index` ignores it)."""
     counts: Counter[str] = Counter()
     for answers in responses:
         value = answers.get(question_code)
@@ -411,16 +462,17 @@ def survey_results(
     ``baselines`` gives ``(satisfied, n)`` of the previous period per "increase" indicator."""
     results = []
     for indicator in survey.indicators:
-        satisfied, n = tally(indicator, responses)
+        counted = tally_counts(indicator, responses)
         baseline = (baselines or {}).get(indicator.code)
         results.append(
             indicator_result(
                 indicator.code,
-                satisfied,
-                n,
+                counted.satisfied,
+                counted.n,
                 indicator.target,
                 baseline=baseline,
                 confidence=confidence,
+                unknown=counted.unknown,
             )
         )
     return results
@@ -429,9 +481,13 @@ def survey_results(
 def weighted_index(counts: Mapping[str, int]) -> float | None:
     """The 好差评 weighted index: mean of 100/80/60/40/20 points for 非常满意 … 非常不满意
     over ``{level code: count}`` (codes as in :data:`surveys.schema.SCALE_CODES`); ``None``
-    with no answers. Raises ``ValueError`` for an unknown level or a negative count."""
+    with no answers. A "don't know" count (:data:`~surveys.schema.UNKNOWN_CODE`) is ignored,
+    so ``weighted_index(level_counts(...))`` works. Raises ``ValueError`` for any other code
+    that is not a level, or a negative count."""
     total = points = 0
     for level, count in counts.items():
+        if level == UNKNOWN_CODE:
+            continue
         if level not in SCALE_WEIGHTS:
             raise ValueError(f"{level!r} is not a 好差评 level")
         if count < 0:

@@ -60,7 +60,9 @@ async def test_list_and_definition_localized(client: Any, sessions: Any) -> None
         "基本满意",
         "不满意",
         "非常不满意",
+        "不了解",  # "don't know", last; not counted in the indicator
     ]
+    assert scale["options"][-1]["code"] == "unknown"
     assert {"code", "type", "text", "required", "options", "max_length", "show_if"} <= set(scale)
     missing = await client.get("/api/v1/surveys/nope")
     assert missing.status == 404

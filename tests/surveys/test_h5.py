@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from storage.models_surveys import SurveyResponse
+from storage.models_surveys import SurveyAnswer, SurveyResponse
 from tests.surveys.conftest import fazhi_answers, make_invitations
 from tests.surveys.test_api import opened, set_status
 
@@ -56,7 +56,7 @@ async def test_page_is_small_accessible_and_localized(client: Any, sessions: Any
     page = _Form()
     page.feed(html)
     visible = [i for i in page.inputs if i.get("type") != "hidden"]
-    assert len(visible) == 8 * 5 + 6 + 1
+    assert len(visible) == 8 * (5 + 1) + 6 + 1  # five levels and "don't know" per rating
     assert all(i["id"] in page.label_for for i in visible), "every input has its label"
     assert page.hidden["idem"]
     en = await (await client.get("/s/fazhi-2026?lang=en")).text()
@@ -125,3 +125,38 @@ async def test_closed_used_and_invalid_pages(client: Any, sessions: Any) -> None
     closed = await client.get("/s/fazhi-2026")
     assert closed.status == 410
     assert "本问卷已结束" in await closed.text()
+
+
+async def test_dont_know_is_offered_last_set_apart_and_stored(client: Any, sessions: Any) -> None:
+    await opened(client, sessions)
+    html = await (await client.get("/s/fazhi-2026")).text()
+    for code in ("business_env", "major_decisions", "rule_of_law_overall"):
+        values = re.findall(rf'name="{code}" value="(\w+)"', html)
+        assert values == [
+            "very_satisfied",
+            "satisfied",
+            "fairly_satisfied",
+            "dissatisfied",
+            "very_dissatisfied",
+            "unknown",
+        ]
+    # the label is shown, and only "don't know" carries the class that sets it apart
+    assert html.count("不了解") == 8
+    assert html.count("choice-unknown") == 8 + 1  # eight options and one CSS rule
+    assert re.search(r'class="choice choice-unknown" for="q-major_decisions-6"', html)
+    en = await (await client.get("/s/fazhi-2026?lang=en")).text()
+    assert en.count("Don&#39;t know") == 8 or en.count("Don't know") == 8
+    page = _Form()
+    page.feed(html)
+    answers = fazhi_answers(major_decisions="unknown")
+    res = await client.post(
+        "/s/fazhi-2026", data=form_fields(answers, page.hidden), allow_redirects=False
+    )
+    assert res.status == 303
+    async with sessions() as session:
+        stored = (
+            await session.execute(
+                select(SurveyAnswer.value).where(SurveyAnswer.question == "major_decisions")
+            )
+        ).scalar_one()
+    assert stored == "unknown"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import random
 from typing import Any
 
@@ -12,7 +13,7 @@ from storage.db import transaction
 from storage.models_surveys import SurveyState
 from surveys.reports import render_json, render_table, render_xlsx
 from surveys.results import baseline_code, compute_results
-from surveys.schema import SCALE_CODES, load_catalog
+from surveys.schema import SCALE_CODES, UNKNOWN_CODE, load_catalog
 from surveys.scoring import survey_results
 from surveys.service import Submission, pseudonym, submit_many
 from tests.surveys.conftest import NOW, SECRET, fazhi_answers, seed_surveys
@@ -39,21 +40,24 @@ async def _store(sessions: Any, survey: Any, answer_sets: list[tuple[dict[str, A
     assert all(getattr(o, "created", False) for o in outcomes)
 
 
-def _random_sets(seed: int, n: int) -> list[tuple[dict[str, Any], Any]]:
+def _random_sets(seed: int, n: int, unknown: bool = False) -> list[tuple[dict[str, Any], Any]]:
+    """Random complete answer sets with townships; with ``unknown``, "don't know" is as likely
+    as each of the five levels."""
     rng = random.Random(seed)
+    choices = (*SCALE_CODES, UNKNOWN_CODE) if unknown else SCALE_CODES
     sets = []
     for _ in range(n):
         answers = fazhi_answers()
         for code in list(answers):
             if FAZHI.question(code).type == "scale":  # type: ignore[union-attr]
-                answers[code] = rng.choice(SCALE_CODES)
+                answers[code] = rng.choice(choices)
         sets.append((answers, rng.choice(TOWNS)))
     return sets
 
 
 async def test_sql_results_equal_pure_scoring(sessions: Any) -> None:
     await seed_surveys(sessions)
-    sets = _random_sets(7, 150)
+    sets = _random_sets(7, 150, unknown=True)
     await _store(sessions, FAZHI, sets)
     async with sessions() as session:
         report = await compute_results(session, FAZHI, locale="zh_CN")
@@ -61,6 +65,13 @@ async def test_sql_results_equal_pure_scoring(sessions: Any) -> None:
     assert [row.result.code for row in report.indicators] == list(expected)
     for row in report.indicators:
         assert row.result == expected[row.result.code]
+        # "don't know" is stored and counted apart, never in n
+        said = sum(1 for a, _ in sets if a[row.result.code] == UNKNOWN_CODE)
+        assert row.result.unknown == said > 0
+        assert row.result.n == 150 - said
+        assert sum(row.levels.values()) == row.result.n and UNKNOWN_CODE not in row.levels
+        assert row.to_dict()["unknown"] == said
+    assert report.responses == 150
     for town in TOWNS:
         subset = [a for a, t in sets if t == town]
         want = {r.code: r for r in survey_results(FAZHI, subset)}
@@ -73,6 +84,41 @@ async def test_sql_results_equal_pure_scoring(sessions: Any) -> None:
         want = {r.code: r for r in survey_results(FAZHI, subset)}
         got = {r.result.code: r.result for r in report.by_channel[channel]}
         assert got["business_env"] == want["business_env"]
+
+
+async def test_dont_know_shows_in_every_report(sessions: Any) -> None:
+    import openpyxl
+
+    await seed_surveys(sessions)
+    # 3 satisfied, 1 dissatisfied and 2 "don't know" on major decisions; the rest satisfied
+    sets = [
+        (fazhi_answers(major_decisions=level), None)
+        for level in ["satisfied"] * 3 + ["dissatisfied"] + [UNKNOWN_CODE] * 2
+    ]
+    await _store(sessions, FAZHI, sets)
+    async with sessions() as session:
+        report = await compute_results(session, FAZHI, locale="zh_CN")
+    major = next(row for row in report.indicators if row.result.code == "major_decisions")
+    assert (major.result.n, major.result.satisfied, major.result.unknown) == (4, 3, 2)
+    assert major.result.rate == 0.75
+    assert major.index == (3 * 80 + 40) / 4
+    body = json.loads(render_json(report))
+    found = next(i for i in body["indicators"] if i["code"] == "major_decisions")
+    assert (found["n"], found["unknown"]) == (4, 2)
+    assert found["levels"] == {"satisfied": 3, "dissatisfied": 1}
+    table = render_table(report, "en")
+    assert "Don't know" in table
+    book = openpyxl.load_workbook(io.BytesIO(render_xlsx(report, "zh_CN")))
+    summary = book["汇总"]
+    header = [cell.value for cell in summary[3]]
+    column = header.index("不了解")
+    rows = {row[1].value: row for row in summary.iter_rows(min_row=4) if row[1].value}
+    assert rows["major_decisions"][column].value == 2
+    assert rows["major_decisions"][2].value == 4  # n
+    assert rows["business_env"][column].value == 0
+    sheet = book["major_decisions"]
+    per_level = {row[0].value: row[1].value for row in sheet.iter_rows() if row[0].value}
+    assert per_level["不了解"] == 2 and per_level["满意"] == 3
 
 
 async def test_significant_rise_compares_with_last_year(sessions: Any) -> None:

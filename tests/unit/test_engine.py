@@ -326,3 +326,40 @@ def test_normalize_drops_blank_text_and_empty_lists() -> None:
     assert "channels" not in normalized
     assert "comment" not in normalized
     assert len(normalized) == 8
+
+
+# ------------------------------------------------------------------------------------------
+# "Don't know"
+
+
+def _fazhi_complete(**overrides: Any) -> dict[str, Any]:
+    answers: dict[str, Any] = {
+        question.code: "satisfied" for question in FAZHI.questions if question.type == "scale"
+    }
+    answers.update(channels=None, comment=None)
+    answers.update(overrides)
+    return answers
+
+
+def test_dont_know_is_accepted_where_offered() -> None:
+    assert validate_answer(q(FAZHI, "major_decisions"), "unknown") is None
+    answers = _fazhi_complete(major_decisions="unknown", oversight="unknown")
+    assert validate_submission(FAZHI, answers) == {}
+    stored = normalize_answers(FAZHI, answers)
+    assert stored["major_decisions"] == "unknown" and stored["oversight"] == "unknown"
+
+
+def test_dont_know_is_rejected_where_not_offered() -> None:
+    error = AnswerError(ErrorCode.INVALID_OPTION, {"option": "unknown"})
+    assert validate_answer(q(DEPUTIES, "handling"), "unknown") == error
+    answers = {"role": "deputy", "handling": "unknown", "comment": None}
+    assert validate_submission(DEPUTIES, answers) == {"handling": error}
+    assert "handling" not in normalize_answers(DEPUTIES, answers)
+
+
+def test_dont_know_answers_a_required_question() -> None:
+    answers = _fazhi_complete(
+        **{code: "unknown" for code in _fazhi_complete() if code not in ("channels", "comment")}
+    )
+    assert is_complete(FAZHI, answers)
+    assert validate_submission(FAZHI, answers) == {}

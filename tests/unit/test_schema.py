@@ -15,6 +15,7 @@ from surveys.schema import (
     DEFAULT_TEXT_MAX_LENGTH,
     GOOD_RATINGS,
     SCALE_CODES,
+    UNKNOWN_CODE,
     CatalogError,
     Survey,
     default_catalog_dir,
@@ -109,7 +110,10 @@ def test_fazhi_covers_every_public_indicator_with_exact_titles_and_targets() -> 
         (qcode,) = indicator.questions
         question = survey.question(qcode)
         assert question is not None and question.type == "scale"
-        assert question.option_codes == SCALE_CODES
+        # the five 好差评 levels, then "don't know" for residents who never dealt with it
+        assert question.allow_unknown
+        assert question.option_codes == (*SCALE_CODES, UNKNOWN_CODE)
+        assert question.options[-1].label == {"zh_CN": "不了解", "en": "Don't know"}
         assert question.required
 
 
@@ -130,6 +134,10 @@ def test_deputies_survey_has_follow_up_on_dissatisfaction() -> None:
     assert indicator.code == "deputies_proposals"
     assert indicator.title["zh_CN"] == "人大代表、政协委员对意见建议办理后的满意度"
     assert indicator.target == 0.95
+    handling = survey.question("handling")
+    # a deputy knows how their own suggestion was handled: no "don't know"
+    assert handling is not None and not handling.allow_unknown
+    assert handling.option_codes == SCALE_CODES
     follow_up = [q for q in survey.questions if q.show_if is not None]
     assert len(follow_up) == 1
     assert follow_up[0].type == "multiple"
@@ -568,3 +576,91 @@ def test_load_catalog_needs_a_directory(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="not a directory"):
         load_catalog(tmp_path / "nowhere")
     assert load_catalog(tmp_path) == {}
+
+
+# ------------------------------------------------------------------------------------------
+# "Don't know" (allow_unknown)
+
+
+def test_allow_unknown_defaults_to_false() -> None:
+    survey = Survey.model_validate(minimal())
+    q1, q2, _q3 = survey.questions
+    assert not q1.allow_unknown and UNKNOWN_CODE not in q1.option_codes
+    assert not q2.allow_unknown and q2.option_codes == ("a", "b")
+
+
+def test_allow_unknown_appends_dont_know_last() -> None:
+    data = minimal()
+    data["questions"][0]["allow_unknown"] = True
+    data["questions"][1]["allow_unknown"] = True
+    survey = Survey.model_validate(data)
+    q1, q2, _q3 = survey.questions
+    assert q1.option_codes == (*SCALE_CODES, "unknown")
+    assert q2.option_codes == ("a", "b", "unknown")
+    assert localized(q1.options[-1].label, "en") == "Don't know"
+    assert localized(q1.options[-1].label, "zh_CN") == "不了解"
+    public = survey.to_public("en")["questions"][0]["options"]
+    assert public[-1] == {"code": "unknown", "label": "Don't know"}
+    # the indicator's default satisfied codes are still the 好评 levels
+    assert survey.indicators[0].satisfied == GOOD_RATINGS
+
+
+def test_allow_unknown_survives_a_round_trip() -> None:
+    data = minimal()
+    data["questions"][0]["allow_unknown"] = True
+    survey = Survey.model_validate(data)
+    again = Survey.model_validate(survey.model_dump(by_alias=True))
+    assert again == survey
+    assert again.questions[0].option_codes.count(UNKNOWN_CODE) == 1
+
+
+def test_allow_unknown_with_own_wording() -> None:
+    data = minimal()
+    q2 = data["questions"][1]
+    q2["allow_unknown"] = True
+    q2["options"].append(
+        {"code": "unknown", "label": {"zh_CN": "没有接触过", "en": "Never dealt with it"}}
+    )
+    survey = Survey.model_validate(data)
+    assert survey.questions[1].option_codes == ("a", "b", "unknown")
+    assert survey.questions[1].options[-1].label["zh_CN"] == "没有接触过"
+
+
+def test_allow_unknown_on_a_text_question(tmp_path: Path) -> None:
+    data = minimal()
+    data["questions"][2]["allow_unknown"] = True
+    expect_error(write(tmp_path, data), "questions[2].allow_unknown", "scale or single")
+
+
+def test_allow_unknown_on_a_multiple_question(tmp_path: Path) -> None:
+    data = fazhi_data()
+    data["questions"][8]["allow_unknown"] = True
+    expect_error(write(tmp_path, data), "questions[8].allow_unknown", "scale or single")
+
+
+def test_unknown_option_without_allow_unknown(tmp_path: Path) -> None:
+    data = minimal()
+    data["questions"][1]["options"].append({"code": "unknown", "label": {"zh_CN": "不知道"}})
+    expect_error(write(tmp_path, data), "questions[1].options[2].code", "allow_unknown: true")
+
+
+def test_unknown_option_not_last(tmp_path: Path) -> None:
+    data = minimal()
+    q2 = data["questions"][1]
+    q2["allow_unknown"] = True
+    q2["options"].insert(0, {"code": "unknown", "label": {"zh_CN": "不知道"}})
+    expect_error(write(tmp_path, data), "questions[1].options[0].code", "must come last")
+
+
+def test_dont_know_cannot_count_as_satisfied(tmp_path: Path) -> None:
+    data = fazhi_data()
+    data["indicators"][0]["satisfied"] = ["very_satisfied", "unknown"]
+    expect_error(write(tmp_path, data), "indicators[0].satisfied[1]", "never counted")
+
+
+def test_show_if_may_follow_dont_know() -> None:
+    data = minimal()
+    data["questions"][0]["allow_unknown"] = True
+    data["questions"][2]["show_if"] = {"question": "q1", "in": ["unknown"]}
+    survey = Survey.model_validate(data)
+    assert survey.questions[2].show_if is not None

@@ -34,6 +34,7 @@ from surveys.scoring import (
     planning_sample_size,
     survey_results,
     tally,
+    tally_counts,
     two_proportion_test,
     verdict,
     weighted_index,
@@ -326,6 +327,46 @@ def test_survey_results_tally_the_good_ratings() -> None:
     assert (results["business_env"].satisfied, results["business_env"].n) == (31, 51)
     assert results["info_disclosure"].target == 0.90
     assert results["law_enforcement"].verdict is Verdict.MET  # 20% -> 60%
+
+
+def test_dont_know_is_left_out_of_n_and_counted_apart() -> None:
+    survey = load_catalog()["fazhi-2026"]
+    indicator = survey.indicator("info_disclosure")
+    assert indicator is not None
+    # 4 非常满意, 3 满意, 1 基本满意, 2 不满意, 5 不了解, and one resident who skipped it
+    values = ["very_satisfied"] * 4 + ["satisfied"] * 3 + ["fairly_satisfied"]
+    values += ["dissatisfied"] * 2 + ["unknown"] * 5
+    responses: list[dict[str, Any]] = [{"info_disclosure": v} for v in values]
+    responses.append({"info_disclosure": None})
+    assert tally_counts(indicator, responses) == (8, 10, 5)
+    assert tally(indicator, responses) == (8, 10)
+    (result,) = [r for r in survey_results(survey, responses) if r.code == "info_disclosure"]
+    assert (result.satisfied, result.n, result.unknown) == (8, 10, 5)
+    assert result.rate == 0.8  # 8 of 10, not 8 of 15
+    # Wilson 95% for 8/10, by hand: centre 0.71674, half-width 0.22658
+    assert result.ci_low == pytest.approx(0.4902, abs=1e-4)
+    assert result.ci_high == pytest.approx(0.9433, abs=1e-4)
+    assert result.verdict is Verdict.INCONCLUSIVE  # 0.90 lies inside the interval
+    assert result.more_needed == verdict(8, 10, 0.90).more_needed
+    assert result.to_dict()["unknown"] == 5
+    counts = level_counts("info_disclosure", responses)
+    assert counts["unknown"] == 5
+    # (4×100 + 3×80 + 1×60 + 2×40) / 10 = 78; "don't know" carries no points
+    assert weighted_index(counts) == 78
+
+
+def test_only_dont_know_answers_leave_the_indicator_empty() -> None:
+    survey = load_catalog()["fazhi-2026"]
+    responses = [{"major_decisions": "unknown"} for _ in range(7)]
+    (result,) = [r for r in survey_results(survey, responses) if r.code == "major_decisions"]
+    assert (result.n, result.satisfied, result.unknown, result.rate) == (0, 0, 7, None)
+    assert (result.ci_low, result.ci_high) == (0.0, 1.0)
+    assert result.more_needed == 246  # the planning figure, as with no answers at all
+    assert weighted_index(level_counts("major_decisions", responses)) is None
+    increase = indicator_result("law_enforcement", 3, 4, None, baseline=(1, 4), unknown=2)
+    assert increase.unknown == 2
+    with pytest.raises(ValueError):
+        indicator_result("oversight", 1, 2, 0.8, unknown=-1)
 
 
 def test_weighted_index() -> None:

@@ -62,6 +62,7 @@ _INDICATOR = {
         "baseline_n": {"type": ["integer", "null"]},
         "baseline_satisfied": {"type": ["integer", "null"]},
         "p_value": {"type": ["number", "null"]},
+        "unknown": {"type": "integer", "description": "don't-know answers, not in n"},
         "weighted_index": {"type": ["number", "null"], "description": "100/80/60/40/20"},
         "levels": {"type": "object", "additionalProperties": {"type": "integer"}},
     },

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models_surveys import SurveyAnswer, SurveyResponse
+from storage.models_surveys import SurveyAnswer, SurveyInvitation, SurveyResponse
 from surveys.schema import SCALE_CODES, UNKNOWN_CODE, Survey
 
 SAMPLE_RATES: dict[str, dict[str, float]] = {
@@ -95,6 +95,36 @@ async def seed_sample_responses(
                     "created_at": created_at - timedelta(minutes=rng.randint(0, 60 * 24 * 30)),
                 }
             )
+        if survey.invitation_only:
+            # as in real use, every answer to an invitation-only survey came with its own
+            # (used) invitation; sample invitations get unusable placeholder hashes
+            invitations = [
+                {
+                    "survey": code,
+                    "token_hash": hashlib.sha256(
+                        f"sample-invitation:{code}:{i}".encode()
+                    ).hexdigest(),
+                    "township": row["township"],
+                    "batch": "sample",
+                    "created_at": row["created_at"],
+                    "used_at": row["created_at"],
+                }
+                for i, row in enumerate(responses)
+            ]
+            invitation_ids = (
+                (
+                    await session.execute(
+                        insert(SurveyInvitation).returning(
+                            SurveyInvitation.id, sort_by_parameter_order=True
+                        ),
+                        invitations,
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            for row, invitation_id in zip(responses, invitation_ids, strict=True):
+                row["invitation_id"] = invitation_id
         ids = (
             (
                 await session.execute(

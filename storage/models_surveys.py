@@ -5,7 +5,8 @@
   were set by hand with ``pufa surveys open|close``).
 - ``survey_response``: one completed response. The respondent is a keyed pseudonym (HMAC of
   the chat identity or invitation token), never a raw chat id. One response per respondent per
-  survey; an ``Idempotency-Key`` is unique per survey so a retried submission is recognised.
+  survey; an ``Idempotency-Key`` is unique per survey so a retried submission is recognised, and
+  ``request_hash`` (a fingerprint of the submission) tells a retry from a reused key.
 - ``survey_answer``: one row per answered option (a multiple-choice answer gives several rows,
   a free-text answer one row with ``text``). Survey, township and channel are copied from the
   response so that results are one ``GROUP BY`` over a covering index, without a join.
@@ -59,6 +60,11 @@ class SurveyResponse(SQLModel, table=True):
     township: str | None = Field(default=None, max_length=CODE_MAX)
     locale: str = Field(default="zh_CN", max_length=8)
     idempotency_key: str | None = Field(default=None, max_length=128)
+    request_hash: str | None = Field(
+        default=None,
+        max_length=64,
+        description="SHA-256 hex fingerprint of the submission, set with an idempotency key",
+    )
     invitation_id: int | None = Field(default=None)
     sample: bool = Field(default=False, description="demo data, not real")
     created_at: datetime = ts_field()

@@ -5,9 +5,11 @@ Routes (CONTRACT.md):
 - ``GET /api/v1/surveys`` — surveys accepting answers now;
 - ``GET /api/v1/surveys/{survey}`` — a definition, localized (``?lang=`` / ``Accept-Language``);
 - ``POST /api/v1/surveys/{survey}/responses`` — submit; 201 created, 200 replay of the same
-  ``Idempotency-Key``, 403 ``invitation_required`` (an invitation-only survey without a
-  token), 409 already answered / token used, 410 closed, 422 invalid (one error per field),
-  413 over 64 KiB, 429 too many open-link submissions from one client;
+  ``Idempotency-Key`` with the same submission (422 ``idempotency_key_reused`` when the key
+  comes back with different answers, token or ``src``), 403 ``invitation_required`` (an
+  invitation-only survey without a token), 409 already answered / token used, 410 closed,
+  422 invalid (one error per field), 413 over 64 KiB, 429 too many open-link submissions from
+  one client;
 - ``GET /api/v1/surveys/{survey}/results`` — bearer token; ``?by=township|channel``;
 - ``GET /api/v1/openapi.json`` — the OpenAPI 3 description of these routes.
 
@@ -37,6 +39,7 @@ from surveys.engine import AnswerError, ErrorCode
 from surveys.schema import Survey, load_catalog
 from surveys.service import (
     AlreadyAnswered,
+    IdempotencyKeyReused,
     InvalidAnswers,
     InvitationRequired,
     Submission,
@@ -395,6 +398,16 @@ def render_outcome(
         )
     if isinstance(outcome, InvalidAnswers):
         return json_error(request, 422, fields=field_errors(outcome.errors, t))
+    if isinstance(outcome, IdempotencyKeyReused):
+        return json_error(
+            request,
+            422,
+            "idempotency_key_reused",
+            N_(
+                "This Idempotency-Key was already used for a different submission."
+                " Send a new key with new answers."
+            ),
+        )
     return json_error(request, 500)
 
 

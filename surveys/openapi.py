@@ -115,8 +115,10 @@ def document(server_url: str = "/") -> dict[str, Any]:
                             "in": "header",
                             "required": False,
                             "schema": {"type": "string", "maxLength": 128},
-                            "description": "A retried request with the same key returns the "
-                            "first result (200) instead of counting twice.",
+                            "description": "A retried request with the same key and the same "
+                            "body (answers, token, src) returns the first result (200) instead "
+                            "of counting twice; the same key with a different body is refused "
+                            "(422 idempotency_key_reused).",
                         },
                     ],
                     "requestBody": {
@@ -145,7 +147,9 @@ def document(server_url: str = "/") -> dict[str, Any]:
                         "410": _error("Survey closed"),
                         "413": _error("Body over 64 KiB"),
                         "422": _error(
-                            "Invalid: fields maps each question (or token, src) to its error"
+                            "Invalid: fields maps each question (or token, src) to its error;"
+                            " or idempotency_key_reused: the Idempotency-Key was already used"
+                            " with a different body (answers, token or src), nothing stored"
                         ),
                         "429": _error("Too many open-link submissions from this client"),
                     },

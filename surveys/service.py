@@ -17,7 +17,9 @@ Integrity rules enforced here:
   e.g. the deputies' survey) takes answers only with an invitation token
   (:class:`InvitationRequired`), so its indicators count invited respondents only;
 - a repeated ``Idempotency-Key`` returns the first result (``created=False``) instead of
-  counting twice, even after the survey closed;
+  counting twice, even after the survey closed, but only for the same submission: a key reused
+  with a different one (:func:`request_fingerprint`) is refused (:class:`IdempotencyKeyReused`)
+  so its answers are never silently dropped;
 - answers are validated by :func:`surveys.engine.validate_submission` (:class:`InvalidAnswers`).
 """
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +44,7 @@ from surveys.schema import Survey
 
 __all__ = [
     "AlreadyAnswered",
+    "IdempotencyKeyReused",
     "InvalidAnswers",
     "InvitationRequired",
     "Submission",
@@ -52,6 +56,7 @@ __all__ = [
     "invitation_hash",
     "new_invitation_token",
     "pseudonym",
+    "request_fingerprint",
     "state_is_open",
     "submit_many",
     "submit_response",
@@ -133,6 +138,16 @@ class InvitationRequired(SubmitError):
     code = "invitation_required"
 
 
+class IdempotencyKeyReused(SubmitError):
+    """The ``Idempotency-Key`` was already used for a different submission of this survey."""
+
+    code = "idempotency_key_reused"
+
+    def __init__(self, response_id: int | None = None) -> None:
+        super().__init__("idempotency key reused with a different submission")
+        self.response_id = response_id
+
+
 class InvalidAnswers(SubmitError):
     """Some answers are invalid; ``errors`` maps question codes to :class:`AnswerError`."""
 
@@ -169,6 +184,34 @@ class Submission:
     idempotency_key: str | None = None
     sample: bool = False
     token_hash: str | None = field(default=None, repr=False)
+
+
+def request_fingerprint(item: Submission, errors: Mapping[str, AnswerError] | None = None) -> str:
+    """What makes two submissions under one ``Idempotency-Key`` "the same request": hex SHA-256
+    of a canonical JSON (sorted keys, no spaces) of the survey code, the answers, the invitation
+    token's keyed hash and the ``src`` township code. Valid answers count in their normalized
+    form (:func:`surveys.engine.normalize_answers`), so key order, blank or skipped answers and
+    the order of multiple choices do not matter; invalid answers count as sent, so they never
+    match a stored (valid) submission. Respondent, channel and locale are not part of it.
+    ``errors`` is :func:`surveys.engine.validate_submission`'s result, if already known.
+    """
+    if errors is None:
+        errors = validate_submission(item.survey, item.answers)
+    answers: Any
+    if errors:
+        answers = {"invalid": dict(item.answers)}
+    else:
+        answers = normalize_answers(item.survey, item.answers)
+    doc = {
+        "survey": item.survey.code,
+        "answers": answers,
+        "token": item.token_hash,
+        "src": item.township_code,
+    }
+    canonical = json.dumps(
+        doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,8 +273,9 @@ async def submit_response(
     ``secret`` key too so the token's stored hash can be found; a caller that kept only the
     hash (:func:`invitation_hash`) passes ``token_hash`` instead. Raises :class:`SurveyClosed`,
     :class:`InvitationRequired`, :class:`AlreadyAnswered`, :class:`TokenUsed`,
-    :class:`TokenInvalid` or :class:`InvalidAnswers`; returns the stored (or, for a repeated
-    ``idempotency_key``, the earlier) response.
+    :class:`TokenInvalid`, :class:`InvalidAnswers` or :class:`IdempotencyKeyReused` (the key
+    was used for a different submission); returns the stored (or, for a repeated
+    ``idempotency_key`` with the same submission, the earlier) response.
     """
     item = Submission(
         survey=survey,
@@ -273,7 +317,10 @@ async def submit_many(
     Each item gets its own outcome, in order: a :class:`SubmitResult` or the
     :class:`SubmitError` explaining why it was not stored. Items in the same batch are checked
     against each other as well (the second use of a token or respondent is refused; a repeated
-    idempotency key replays the first). Item ``token_hash`` must be set for items with a token.
+    idempotency key replays the first when the submissions have the same
+    :func:`request_fingerprint`, and is refused with :class:`IdempotencyKeyReused` otherwise;
+    rows stored without a fingerprint always replay). Item ``token_hash`` must be set for items
+    with a token.
     Nothing is committed. A unique-constraint violation caused by a concurrent writer outside
     this batch propagates as ``IntegrityError`` (the caller retries one by one).
     """
@@ -283,7 +330,7 @@ async def submit_many(
     now_open = await _open_states(session, {i.survey.code for i in items}, items[0].now)
 
     keyed = [(i.survey.code, i.idempotency_key) for i in items if i.idempotency_key]
-    replays: dict[tuple[str, str], tuple[int, str | None]] = {}
+    replays: dict[tuple[str, str], tuple[int, str | None, str | None]] = {}
     if keyed:
         rows = await session.execute(
             select(
@@ -291,10 +338,18 @@ async def submit_many(
                 SurveyResponse.idempotency_key,
                 SurveyResponse.id,
                 SurveyResponse.township,
+                SurveyResponse.request_hash,
             ).where(SurveyResponse.idempotency_key.in_({k for _, k in keyed}))
         )
         for r in rows:
-            replays[(r.survey, r.idempotency_key)] = (r.id, r.township)
+            replays[(r.survey, r.idempotency_key)] = (r.id, r.township, r.request_hash)
+    # Validation and fingerprint of every keyed item, computed once.
+    checked: dict[int, Mapping[str, AnswerError]] = {}
+    fingerprints: dict[int, str] = {}
+    for index, item in enumerate(items):
+        if item.idempotency_key:
+            checked[index] = validate_submission(item.survey, item.answers)
+            fingerprints[index] = request_fingerprint(item, checked[index])
 
     hashes = {i.token_hash for i in items if i.token_hash}
     tokens: dict[str, Any] = {}
@@ -330,11 +385,18 @@ async def submit_many(
         code = item.survey.code
         key = (code, item.idempotency_key) if item.idempotency_key else None
         if key is not None and key in replays:
-            rid, town = replays[key]
-            outcomes[index] = SubmitResult(rid, False, code, town)
+            rid, town, stored_hash = replays[key]
+            if stored_hash is not None and stored_hash != fingerprints[index]:
+                outcomes[index] = IdempotencyKeyReused(rid)
+            else:
+                outcomes[index] = SubmitResult(rid, False, code, town)
             continue
         if key is not None and key in pending_keys:
-            replay_of[index] = pending_keys[key]
+            first = pending_keys[key]
+            if fingerprints[first] != fingerprints[index]:
+                outcomes[index] = IdempotencyKeyReused()
+            else:
+                replay_of[index] = first
             continue
         if not now_open.get(code, False):
             outcomes[index] = SurveyClosed("survey closed")
@@ -358,7 +420,9 @@ async def submit_many(
         if who in answered or who in taken_respondents:
             outcomes[index] = AlreadyAnswered(answered.get(who))
             continue
-        errors = validate_submission(item.survey, item.answers)
+        errors = checked.get(index)
+        if errors is None:
+            errors = validate_submission(item.survey, item.answers)
         if errors:
             outcomes[index] = InvalidAnswers(errors)
             continue
@@ -379,11 +443,12 @@ async def submit_many(
                 "township": township,
                 "locale": item.locale,
                 "idempotency_key": item.idempotency_key,
+                "request_hash": fingerprints.get(index),
                 "invitation_id": invitation_id,
                 "sample": item.sample,
                 "created_at": item.now,
             }
-            for _, item, _, invitation_id, township in to_insert
+            for index, item, _, invitation_id, township in to_insert
         ]
         # Core statements (not ORM bulk inserts): one executemany each, batched by the driver.
         conn = await session.connection()

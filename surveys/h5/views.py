@@ -28,6 +28,7 @@ from surveys.engine import AnswerError, visible_questions
 from surveys.schema import Survey, localized
 from surveys.service import (
     AlreadyAnswered,
+    IdempotencyKeyReused,
     InvalidAnswers,
     InvitationRequired,
     SubmitResult,
@@ -394,7 +395,9 @@ async def survey_submit(request: web.Request) -> web.StreamResponse:
         return _invalid(request, survey, locale)
     if isinstance(outcome, InvitationRequired):
         return _invitation_only(request, survey, locale)
-    if isinstance(outcome, AlreadyAnswered):
+    if isinstance(outcome, AlreadyAnswered | IdempotencyKeyReused):
+        # a form sent again with changed answers (back button) after it was stored: the
+        # browser's respondent has answered, and the first answers stand
         return _message(
             request,
             409,

@@ -144,6 +144,115 @@ async def test_closed_survey_is_410(client: Any, sessions: Any) -> None:
     }
 
 
+async def test_idempotency_key_reused_with_other_answers_is_422(client: Any, sessions: Any) -> None:
+    await opened(client, sessions)
+    first = await client.post(
+        URL, json={"answers": fazhi_answers()}, headers={"Idempotency-Key": "k-reuse"}
+    )
+    assert first.status == 201
+    rid = (await first.json())["response_id"]
+    same = await client.post(
+        URL, json={"answers": fazhi_answers(), "lang": "en"}, headers={"Idempotency-Key": "k-reuse"}
+    )
+    assert same.status == 200 and (await same.json())["response_id"] == rid
+    other = await client.post(
+        URL,
+        json={"answers": fazhi_answers("dissatisfied")},
+        headers={"Idempotency-Key": "k-reuse", "Accept-Language": "en"},
+    )
+    assert other.status == 422, await other.text()
+    assert (await other.json())["error"] == {
+        "code": "idempotency_key_reused",
+        "message": "This Idempotency-Key was already used for a different submission."
+        " Send a new key with new answers.",
+        "fields": {},
+    }
+    zh = await client.post(
+        URL,
+        json={"answers": fazhi_answers("dissatisfied"), "lang": "zh_CN"},
+        headers={"Idempotency-Key": "k-reuse", "Accept-Language": "zh-CN"},
+    )
+    assert zh.status == 422
+    assert (await zh.json())["error"]["message"].startswith("此 Idempotency-Key")
+    assert await count_responses(sessions) == 1
+    async with sessions() as session:
+        values = set((await session.execute(select(SurveyAnswer.value))).scalars())
+    assert "dissatisfied" not in values
+
+
+async def test_concurrent_reuse_of_a_key_stores_one(client: Any, sessions: Any) -> None:
+    """Concurrent posts with one key go through the group committer (in one batch or in
+    consecutive ones): exactly one is stored; a different body is refused, the same replays."""
+    import asyncio
+
+    await opened(client, sessions)
+
+    async def post(key: str, level: str) -> tuple[int, dict[str, Any]]:
+        res = await client.post(
+            URL, json={"answers": fazhi_answers(level)}, headers={"Idempotency-Key": key}
+        )
+        return res.status, await res.json()
+
+    differing = await asyncio.gather(
+        post("race-1", "satisfied"), post("race-1", "dissatisfied"), post("race-1", "satisfied")
+    )
+    statuses = [s for s, _ in differing]
+    assert statuses.count(201) == 1, differing
+    stored = next(body for s, body in differing if s == 201)
+    winner = 0 if differing[0][0] == 201 else 1 if differing[1][0] == 201 else 2
+    for index, (status, body) in enumerate(differing):
+        if index == winner:
+            continue
+        if index != 1 and winner != 1:  # same body as the stored one
+            assert status == 200 and body["response_id"] == stored["response_id"]
+        else:
+            assert status == 422 and body["error"]["code"] == "idempotency_key_reused"
+    client.session.cookie_jar.clear()  # a new browser: not "already answered"
+    same = await asyncio.gather(*(post("race-2", "satisfied") for _ in range(5)))
+    assert sorted(s for s, _ in same) == [200, 200, 200, 200, 201]
+    assert len({body["response_id"] for _, body in same}) == 1
+    assert await count_responses(sessions) == 2
+
+
+async def test_group_committer_refuses_a_reused_key_in_one_batch(
+    client: Any, sessions: Any
+) -> None:
+    import asyncio
+
+    from surveys.api import COMMITTER, SURVEYS
+    from surveys.service import IdempotencyKeyReused, Submission, SubmitResult
+    from tests.surveys.conftest import NOW
+
+    await opened(client, sessions)
+    survey = client.app[SURVEYS]["fazhi-2026"]
+    committer = client.app[COMMITTER]
+
+    def item(respondent: str, level: str) -> Submission:
+        return Submission(
+            survey,
+            fazhi_answers(level),
+            respondent,
+            "api",
+            None,
+            "zh_CN",
+            NOW,
+            idempotency_key="batch-key",
+        )
+
+    before = committer.batches
+    out = await asyncio.gather(
+        committer.submit(item("a" * 64, "satisfied")),
+        committer.submit(item("b" * 64, "dissatisfied")),
+        committer.submit(item("c" * 64, "satisfied")),
+    )
+    assert committer.batches - before == 1, "expected one batch"
+    assert isinstance(out[0], SubmitResult) and out[0].created
+    assert isinstance(out[1], IdempotencyKeyReused)
+    assert isinstance(out[2], SubmitResult) and not out[2].created
+    assert out[2].response_id == out[0].response_id
+    assert await count_responses(sessions) == 1
+
+
 async def test_replay_still_returns_first_result_after_closing(client: Any, sessions: Any) -> None:
     await opened(client, sessions)
     body = {"answers": fazhi_answers()}

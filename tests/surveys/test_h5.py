@@ -103,6 +103,26 @@ async def test_submit_redirects_to_thanks_and_double_submit_counts_once(
     assert len(rows) == 1 and rows[0].channel == "h5" and rows[0].locale == "en"
 
 
+async def test_form_sent_again_with_changed_answers_keeps_the_first(
+    client: Any, sessions: Any
+) -> None:
+    await opened(client, sessions)
+    page = _Form()
+    page.feed(await (await client.get("/s/fazhi-2026?lang=en")).text())
+    res = await client.post(
+        "/s/fazhi-2026", data=form_fields(fazhi_answers(), page.hidden), allow_redirects=False
+    )
+    assert res.status == 303
+    changed = form_fields(fazhi_answers("dissatisfied"), page.hidden)  # back button, edited
+    again = await client.post("/s/fazhi-2026", data=changed, allow_redirects=False)
+    assert again.status == 409
+    assert "You have already answered" in await again.text()
+    async with sessions() as session:
+        values = set((await session.execute(select(SurveyAnswer.value))).scalars())
+        n = (await session.execute(select(func.count(SurveyResponse.id)))).scalar_one()
+    assert n == 1 and "dissatisfied" not in values
+
+
 async def test_closed_used_and_invalid_pages(client: Any, sessions: Any) -> None:
     await opened(client, sessions)
     (token,) = await make_invitations(sessions, 1)

@@ -14,6 +14,7 @@ from surveys.engine import ErrorCode
 from surveys.schema import load_catalog
 from surveys.service import (
     AlreadyAnswered,
+    IdempotencyKeyReused,
     InvalidAnswers,
     Submission,
     SurveyClosed,
@@ -21,6 +22,7 @@ from surveys.service import (
     TokenUsed,
     invitation_hash,
     pseudonym,
+    request_fingerprint,
     submit_many,
     submit_response,
     survey_is_open,
@@ -136,6 +138,80 @@ async def test_idempotency_key_replays(sessions: Any) -> None:
     assert again.response_id == first.response_id and not again.created
 
 
+async def test_idempotency_key_reused_with_other_answers_is_refused(sessions: Any) -> None:
+    await seed_surveys(sessions)
+    first = await _submit(sessions, idempotency_key="retry-2")
+    # the same submission, keys in another order and a blank answer: still a replay
+    same = dict(reversed(list(fazhi_answers(oversight="satisfied").items())))
+    again = await _submit(sessions, same, idempotency_key="retry-2")
+    assert again.response_id == first.response_id and not again.created
+    with pytest.raises(IdempotencyKeyReused) as refused:
+        await _submit(sessions, fazhi_answers("dissatisfied"), idempotency_key="retry-2")
+    assert refused.value.code == "idempotency_key_reused"
+    assert refused.value.response_id == first.response_id
+    with pytest.raises(IdempotencyKeyReused):  # other src
+        await _submit(sessions, idempotency_key="retry-2", township_code="T01")
+    with pytest.raises(IdempotencyKeyReused):  # invalid answers never match a stored response
+        await _submit(sessions, fazhi_answers(business_env="great"), idempotency_key="retry-2")
+    async with sessions() as session:
+        n = (await session.execute(select(func.count(SurveyResponse.id)))).scalar_one()
+        stored = (await session.execute(select(SurveyAnswer.value).distinct())).scalars().all()
+        row = (await session.execute(select(SurveyResponse))).scalar_one()
+    assert n == 1 and "dissatisfied" not in stored
+    assert row.request_hash is not None and len(row.request_hash) == 64
+
+
+async def test_idempotency_key_reused_with_other_token_is_refused(sessions: Any) -> None:
+    await seed_surveys(sessions)
+    tokens = await make_invitations(sessions, 2)
+    first = await _submit(sessions, token=tokens[0], secret=SECRET, idempotency_key="tk")
+    assert first.created
+    again = await _submit(sessions, token=tokens[0], secret=SECRET, idempotency_key="tk")
+    assert again.response_id == first.response_id and not again.created
+    with pytest.raises(IdempotencyKeyReused):
+        await _submit(sessions, token=tokens[1], secret=SECRET, idempotency_key="tk")
+    async with sessions() as session:
+        unused = (
+            await session.execute(
+                select(func.count(SurveyInvitation.id)).where(SurveyInvitation.used_at.is_(None))
+            )
+        ).scalar_one()
+    assert unused == 1  # the second token was not spent
+
+
+async def test_rows_without_fingerprint_keep_replaying(sessions: Any) -> None:
+    await seed_surveys(sessions)
+    first = await _submit(sessions, idempotency_key="old-row")
+    async with transaction(sessions) as session:  # as stored before fingerprints existed
+        await session.execute(update(SurveyResponse).values(request_hash=None))
+    again = await _submit(sessions, fazhi_answers("dissatisfied"), idempotency_key="old-row")
+    assert again.response_id == first.response_id and not again.created
+
+
+def test_fingerprint_ignores_respondent_channel_and_locale() -> None:
+    def item(**kw: Any) -> Submission:
+        values: dict[str, Any] = {
+            "survey": FAZHI,
+            "answers": fazhi_answers(),
+            "respondent": "a" * 64,
+            "channel": "api",
+            "township_code": None,
+            "locale": "zh_CN",
+            "now": NOW,
+            "idempotency_key": "k",
+        }
+        values.update(kw)
+        return Submission(**values)
+
+    base = request_fingerprint(item())
+    assert len(base) == 64
+    assert base == request_fingerprint(item(respondent="b" * 64, channel="h5", locale="en"))
+    assert base == request_fingerprint(item(answers=fazhi_answers(channels=["website", "mobile"])))
+    assert base != request_fingerprint(item(answers=fazhi_answers(comment="一般")))
+    assert base != request_fingerprint(item(token_hash="c" * 64))
+    assert base != request_fingerprint(item(township_code="T01"))
+
+
 async def test_batch_checks_items_against_each_other(sessions: Any) -> None:
     await seed_surveys(sessions)
     tokens = await make_invitations(sessions, 2)
@@ -156,6 +232,7 @@ async def test_batch_checks_items_against_each_other(sessions: Any) -> None:
     batch = [
         item("a" * 64, idempotency_key="k1"),
         item("a" * 64, idempotency_key="k1"),  # retry inside the same batch: replay
+        item("f" * 64, idempotency_key="k1", answers=fazhi_answers("dissatisfied")),  # reused
         item("a" * 64),  # same respondent again
         item("b" * 64, token=tokens[0], token_hash=hashes[0]),
         item("c" * 64, token=tokens[0], token_hash=hashes[0]),  # token reused in the batch
@@ -165,11 +242,12 @@ async def test_batch_checks_items_against_each_other(sessions: Any) -> None:
     async with transaction(sessions) as session:
         out = await submit_many(session, batch)
     assert out[0].created and not out[1].created and out[1].response_id == out[0].response_id
-    assert isinstance(out[2], AlreadyAnswered)
-    assert out[3].created
-    assert isinstance(out[4], TokenUsed)
-    assert isinstance(out[5], InvalidAnswers)
-    assert out[6].created
+    assert isinstance(out[2], IdempotencyKeyReused)
+    assert isinstance(out[3], AlreadyAnswered)
+    assert out[4].created
+    assert isinstance(out[5], TokenUsed)
+    assert isinstance(out[6], InvalidAnswers)
+    assert out[7].created
     async with sessions() as session:
         n = (await session.execute(select(func.count(SurveyResponse.id)))).scalar_one()
         answers = (await session.execute(select(func.count(SurveyAnswer.id)))).scalar_one()

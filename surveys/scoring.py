@@ -353,54 +353,32 @@ def indicator_result(
     if unknown < 0:
         raise ValueError(f"unknown must not be negative, not {unknown}")
     low, high = wilson_interval(satisfied, n, confidence)
-    rate = satisfied / n if n else None
+    baseline_n = baseline_satisfied = p_value = None
     if target is not None:
-        judged = verdict(satisfied, n, target, confidence)
-        return IndicatorResult(
-            code,
-            n,
-            satisfied,
-            rate,
-            low,
-            high,
-            target,
-            "rate",
-            judged.verdict,
-            judged.more_needed,
-            unknown=unknown,
-        )
-    if baseline is None:
-        return IndicatorResult(
-            code,
-            n,
-            satisfied,
-            rate,
-            low,
-            high,
-            None,
-            "increase",
-            Verdict.INCONCLUSIVE,
-            None,
-            unknown=unknown,
-        )
-    s1, n1 = baseline
-    judged = increase_verdict(s1, n1, satisfied, n, alpha)
-    p_value = two_proportion_test(s1, n1, satisfied, n).p_increase if n1 and n else None
+        kind, judged = "rate", verdict(satisfied, n, target, confidence)
+    elif baseline is None:
+        kind, judged = "increase", VerdictResult(Verdict.INCONCLUSIVE, None)
+    else:
+        kind = "increase"
+        baseline_satisfied, baseline_n = baseline
+        judged = increase_verdict(baseline_satisfied, baseline_n, satisfied, n, alpha)
+        if baseline_n and n:
+            p_value = two_proportion_test(baseline_satisfied, baseline_n, satisfied, n).p_increase
     return IndicatorResult(
-        code,
-        n,
-        satisfied,
-        rate,
-        low,
-        high,
-        None,
-        "increase",
-        judged.verdict,
-        judged.more_needed,
-        n1,
-        s1,
-        p_value,
-        unknown,
+        code=code,
+        n=n,
+        satisfied=satisfied,
+        rate=satisfied / n if n else None,
+        ci_low=low,
+        ci_high=high,
+        target=target,
+        target_kind=kind,
+        verdict=judged.verdict,
+        more_needed=judged.more_needed,
+        baseline_n=baseline_n,
+        baseline_satisfied=baseline_satisfied,
+        p_value=p_value,
+        unknown=unknown,
     )
 
 

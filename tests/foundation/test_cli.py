@@ -68,29 +68,35 @@ def test_seed_twice_changes_nothing(db_url: str, tmp_path: Path) -> None:
     assert second.stdout.splitlines()[:2] == ["created: nothing", "updated: nothing"]
 
 
-def test_serve_prints_urls_answers_health_and_stops_cleanly(db_url: str, tmp_path: Path) -> None:
+def _start_serve(db_url: str, cwd: Path) -> tuple[subprocess.Popen[str], int]:
+    """A real ``pufa serve`` on a free port, returned once ``/healthz`` answers 200."""
     port = _free_port()
     proc = subprocess.Popen(
         [*PUFA, "serve", "--port", str(port)],
-        cwd=tmp_path,
+        cwd=cwd,
         env=_env(db_url),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return proc, port
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            _, err = proc.communicate(timeout=30)
+            raise AssertionError(f"pufa serve did not start: {err[-2000:]}")
+        time.sleep(0.2)
+
+
+def test_serve_prints_urls_answers_health_and_stops_cleanly(db_url: str, tmp_path: Path) -> None:
+    proc, port = _start_serve(db_url, tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        status = None
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                    status = r.status
-                    break
-            except OSError:
-                if proc.poll() is not None:
-                    break
-                time.sleep(0.2)
-        assert status == 200, proc.stderr.read() if proc.poll() is not None else "no answer"
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:
@@ -157,30 +163,13 @@ async def test_sigterm_answers_what_is_in_flight_and_loses_nothing(
     finally:
         await engine.dispose()
 
-    port = _free_port()
-    proc = subprocess.Popen(
-        [*PUFA, "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=_env(db_url),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, port = _start_serve(db_url, tmp_path)
     url = f"http://127.0.0.1:{port}"
     answers = _complete_answers("fazhi-2026")
     statuses: list[int | str] = []
+    first_answered = asyncio.Event()
     try:
         async with aiohttp.ClientSession() as http:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    async with http.get(f"{url}/healthz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                assert proc.poll() is None and time.monotonic() < deadline, "pufa did not start"
-                await asyncio.sleep(0.2)
 
             async def submit(i: int) -> None:
                 try:
@@ -190,12 +179,14 @@ async def test_sigterm_answers_what_is_in_flight_and_loses_nothing(
                         headers={"Idempotency-Key": f"shutdown-{i}"},
                     ) as response:
                         statuses.append(response.status)
+                        if response.status == 201:
+                            first_answered.set()
                 except aiohttp.ClientError as exc:
                     statuses.append(type(exc).__name__)
 
             tasks = [asyncio.create_task(submit(i)) for i in range(len(tokens))]
-            await asyncio.sleep(0.15)
-            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(first_answered.wait(), timeout=30)
+            proc.send_signal(signal.SIGTERM)  # the rest of the burst is still in flight
             await asyncio.gather(*tasks)
         out, err = await asyncio.to_thread(proc.communicate, timeout=30)
     finally:

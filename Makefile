@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-MO     := locales/zh_CN/LC_MESSAGES/messages.mo locales/en/LC_MESSAGES/messages.mo
+PO     := $(wildcard locales/*/LC_MESSAGES/*.po)
+MO     := locales/.compiled
 PYTEST_ARGS ?=
 
 .PHONY: run test lint bench i18n lock clean browser
@@ -16,8 +17,9 @@ $(STAMP): pyproject.toml requirements.lock
 		--config-settings editable_mode=compat -e '.[dev]'
 	touch $(STAMP)
 
-locales/%/LC_MESSAGES/messages.mo: locales/%/LC_MESSAGES/messages.po $(STAMP)
-	$(BIN)/pybabel -q compile -d locales -D messages -l $*
+$(MO): $(PO) $(STAMP)
+	$(BIN)/python tools/i18n.py compile
+	touch $(MO)
 
 ## make run: set up, load the catalog and sample data, serve on http://127.0.0.1:8080
 run: $(STAMP) $(MO)
@@ -37,19 +39,20 @@ browser:
 	else echo "no apt-get: install chromium by hand for the browser test"; fi
 
 ## make test: set up and run the whole suite (PUFA_TEST_POSTGRES_URL selects PostgreSQL)
-test: $(STAMP) $(MO) browser
-	$(BIN)/ruff check .
-	$(BIN)/python tools/i18n.py check
+test: $(STAMP) $(MO) browser lint
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
+## make lint: ruff, the translation check, the architecture contracts and the type check
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check . || true
+	$(BIN)/ruff format --check .
+	$(BIN)/python tools/i18n.py check
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
-## make i18n: extract messages, merge them into both catalogs, compile
+## make i18n: extract messages, merge them into every catalog (one per feature), compile
 i18n: $(STAMP)
 	$(BIN)/python tools/i18n.py update
-	$(BIN)/pybabel -q compile -d locales -D messages
 
 ## make bench: print throughput and latency figures (not pass/fail)
 bench: $(STAMP) $(MO)
@@ -64,4 +67,4 @@ lock:
 	rm -rf .lockenv
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info $(MO)
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info $(MO) locales/*/LC_MESSAGES/*.mo

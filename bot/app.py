@@ -1,41 +1,189 @@
-"""The composition root: builds the aiohttp application and wires every part once.
+"""The composition root: lists the features once and wires every part of them.
 
-Resources (database engine, chat channels, background workers) are created inside
-``cleanup_ctx`` generators so they start with the app and close in reverse order on shutdown;
-nothing connects at import time.
+:data:`FEATURES` is the one list of what pufa does. :func:`create_app` builds the aiohttp
+application: the database (migrated and seeded on start), each feature's routes, the dialog
+runtime with each feature's dialogs, the chat channels, and each feature's periodic tasks.
+Resources are created inside ``cleanup_ctx`` generators so they start with the app and close
+in reverse order on shutdown; nothing connects at import time. ``pufa`` (:mod:`bot.cli`) takes
+the features' commands, seeds and banner lines from here too.
+
+Adding a feature: write its package with a ``feature.py`` defining ``FEATURE``
+(:class:`core.feature.Feature`), then add it to :data:`FEATURES`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.context import ENGINE, METRICS, SESSIONS, SETTINGS
-from bot.metrics import CONTENT_TYPE_LATEST, Metrics
-from bot.settings import Settings
-from bot.web.errors import MAX_BODY, error_middleware
+from bot.binding.feature import FEATURE as BINDING
+from bot.channels.telegram import WEBHOOK_PATH, telegram_ctx, webhook_view
+from bot.dialogs import DIALOGS, DialogRuntime
+from bot.dialogs.store import prune
+from core.appkeys import CATALOGS, ENGINE, METRICS, SESSIONS, SETTINGS
+from core.clock import Clock, utcnow
+from core.feature import Catalogs, Feature, PeriodicTask, SeedContext, SeedReport, TaskContext
+from core.http import MAX_BODY, error_middleware
+from core.metrics import CONTENT_TYPE_LATEST, Metrics
+from core.settings import Settings
+from storage import seed as core_seed
 from storage.db import create_engine, ping, session_factory, transaction
 from storage.migrate import upgrade_engine
+from surveys.feature import FEATURE as SURVEYS
+
+__all__ = [
+    "FEATURES",
+    "banner_lines",
+    "build_runtime",
+    "create_app",
+    "seed_all",
+]
 
 log = logging.getLogger(__name__)
 
+FEATURES: tuple[Feature[Any], ...] = (
+    SURVEYS,
+    BINDING,
+)
+"""Every feature of pufa, in the order their commands appear in the chat menu."""
 
-async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    engine = create_engine(settings.database_url)
-    app[ENGINE] = engine
-    app[SESSIONS] = session_factory(engine)
-    if settings.auto_migrate:
-        await upgrade_engine(engine)
-        from bot.seeding import seed_catalog
 
-        async with transaction(app[SESSIONS]) as session:
-            await seed_catalog(session)
-    log.info("database ready", extra={"dialect": engine.dialect.name})
-    yield
-    await engine.dispose()
+# ---------------------------------------------------------------------------------- wiring
+
+
+def build_runtime(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    catalogs: Catalogs,
+    *,
+    clock: Clock = utcnow,
+) -> DialogRuntime:
+    """The dialog runtime with every feature's dialogs registered."""
+    runtime = DialogRuntime(sessions, settings, clock=clock)
+    for feature in FEATURES:
+        if feature.dialogs is not None:
+            feature.dialogs(runtime, catalogs.of(feature))
+    return runtime
+
+
+async def seed_all(
+    session: AsyncSession,
+    settings: Settings,
+    catalogs: Catalogs,
+    *,
+    demo: bool = False,
+    now: Callable[[], Any] = utcnow,
+) -> SeedReport:
+    """Load the built-in catalog of the core tables and of every feature (and the demo data).
+
+    Idempotent: loading twice changes nothing.
+    """
+    report = await core_seed.load_catalog(session)
+    ctx = SeedContext(session=session, report=report, now=now(), settings=settings)
+    for feature in FEATURES:
+        if feature.seed is not None:
+            await feature.seed(ctx, catalogs.of(feature))
+    if demo:
+        await core_seed.load_demo(session, report)
+        for feature in FEATURES:
+            if feature.seed_demo is not None:
+                await feature.seed_demo(ctx, catalogs.of(feature))
+    return report
+
+
+def banner_lines(settings: Settings, catalogs: Catalogs) -> list[str]:
+    """What ``pufa serve`` prints after its URL: each feature's lines, then the channels."""
+    lines: list[str] = []
+    for feature in FEATURES:
+        if feature.banner is not None:
+            lines.extend(feature.banner(settings, catalogs.of(feature)))
+    if settings.telegram_enabled:
+        lines.append(f"  telegram: {settings.telegram_mode} mode")
+    return lines
+
+
+def _periodic_tasks() -> list[PeriodicTask]:
+    tasks = [PeriodicTask("dialogs.prune", timedelta(hours=1), _prune, first=timedelta(hours=1))]
+    for feature in FEATURES:
+        tasks.extend(feature.tasks)
+    return tasks
+
+
+async def _prune(ctx: TaskContext) -> None:
+    async with transaction(ctx.sessions) as session:
+        events, conversations = await prune(session, ctx.now)
+    log.info("pruned dialog rows", extra={"events": events, "conversations": conversations})
+
+
+# ---------------------------------------------------------------------------------- contexts
+
+
+def _database_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        engine = create_engine(settings.database_url)
+        app[ENGINE] = engine
+        app[SESSIONS] = session_factory(engine)
+        if settings.auto_migrate:
+            await upgrade_engine(engine)
+            async with transaction(app[SESSIONS]) as session:
+                await seed_all(session, settings, app[CATALOGS], now=clock)
+        log.info("database ready", extra={"dialect": engine.dialect.name})
+        yield
+        await engine.dispose()
+
+    return ctx
+
+
+def _dialogs_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        app[DIALOGS] = build_runtime(app[SETTINGS], app[SESSIONS], app[CATALOGS], clock=clock)
+        yield
+
+    return ctx
+
+
+async def _run_periodic(app: web.Application, task: PeriodicTask, clock: Clock) -> None:
+    await asyncio.sleep(task.first.total_seconds())
+    while True:
+        ctx = TaskContext(
+            settings=app[SETTINGS], sessions=app[SESSIONS], metrics=app[METRICS], now=clock()
+        )
+        try:
+            await task.run(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background task failed", extra={"task": task.name})
+        await asyncio.sleep(task.every.total_seconds())
+
+
+def _tasks_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        running = [
+            asyncio.create_task(_run_periodic(app, task, clock), name=task.name)
+            for task in _periodic_tasks()
+        ]
+        try:
+            yield
+        finally:
+            for job in running:
+                job.cancel()
+            for job in running:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job
+
+    return ctx
+
+
+# ---------------------------------------------------------------------------------- routes
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -51,37 +199,22 @@ async def metrics_view(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, clock: Clock = utcnow) -> web.Application:
     """Build the whole application for ``settings`` (call ``ensure_secret_key`` first)."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[error_middleware])
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
-    app.cleanup_ctx.append(_database_ctx)
+    app[CATALOGS] = Catalogs()
+    app.cleanup_ctx.append(_database_ctx(clock))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
-    # Feature modules add their routes and background resources here.
-    for setup in _feature_setups():
-        setup(app)
-    return app
-
-
-def _feature_setups() -> list[Callable[[web.Application], None]]:
-    """Each feature's ``setup(app)``: routes, app keys and cleanup contexts of its own."""
-    from bot.channels import setup as chat_setup
-    from surveys.api import setup as surveys_setup
-
-    return [surveys_setup, chat_setup]
-
-
-def describe_urls(settings: Settings, base: str) -> list[str]:
-    """Lines for the ``pufa serve`` banner: survey pages, API and how to get access."""
-    from surveys.schema import load_catalog
-
-    public = settings.public_url.rstrip("/")
-    lines = [f"  API:      {base}/api/v1/surveys  (OpenAPI: {base}/api/v1/openapi.json)"]
-    for code in sorted(load_catalog()):
-        lines.append(f"  survey:   {public}/s/{code}")
-    lines.append("  results API: create a bearer token with `pufa token create --role analyst`")
+    for feature in FEATURES:
+        if feature.routes is not None:
+            feature.routes(app, app[CATALOGS].of(feature))
+    app.cleanup_ctx.append(_dialogs_ctx(clock))
     if settings.telegram_enabled:
-        lines.append(f"  telegram: {settings.telegram_mode} mode")
-    return lines
+        app.cleanup_ctx.append(telegram_ctx)
+        if settings.telegram_mode == "webhook":
+            app.router.add_post(WEBHOOK_PATH, webhook_view)
+    app.cleanup_ctx.append(_tasks_ctx(clock))
+    return app

@@ -1,4 +1,5 @@
-"""The ``pufa`` command line.
+"""The ``pufa`` command line: ``serve``, ``db upgrade``, ``seed``, ``chat`` and every feature's
+commands (from :data:`bot.app.FEATURES`).
 
 Exit status: 0 on success, 2 on bad usage (click's own), 1 on failure with one line on stderr.
 Commands that create a secret print it alone on the last line of stdout.
@@ -7,56 +8,30 @@ Commands that create a secret print it alone on the last line of stdout.
 from __future__ import annotations
 
 import asyncio
-import functools
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, ParamSpec, TypeVar
 
 import click
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
-from bot.errors import PufaError
-from bot.settings import Settings, load_settings
+from bot.app import FEATURES, banner_lines, build_runtime, create_app, seed_all
+from bot.channels.console import CONSOLE, run_console
+from bot.logs import configure_logging
+from core.appkeys import CATALOGS
+from core.cli import catalogs, get_settings, run_async
+from core.errors import PufaError
+from core.feature import SeedReport
+from core.settings import Settings
+from storage.db import create_engine, transaction
+from storage.migrate import upgrade_engine
+from storage.models import ChatIdentity, Township, Unit
+from storage.runner import with_sessions
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def get_settings(ctx: click.Context) -> Settings:
-    """Settings for this invocation, loaded once (a bad value is a one-line error)."""
-    obj = ctx.ensure_object(dict)
-    if "settings" not in obj:
-        overrides = obj.get("overrides", {})
-        obj["settings"] = load_settings(**overrides)
-    return obj["settings"]
-
-
-def run_async(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
-    """Run an async click command body in a fresh event loop."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        return asyncio.run(fn(*args, **kwargs))
-
-    return wrapper
-
-
-async def with_sessions(
-    settings: Settings, body: Callable[[Any], Awaitable[R]], migrate: bool = True
-) -> R:
-    """Open the engine (migrating first), run ``body(sessions)``, dispose of the engine."""
-    from storage.db import create_engine, session_factory
-    from storage.migrate import upgrade_engine
-
-    engine = create_engine(settings.database_url)
-    try:
-        if migrate:
-            await upgrade_engine(engine)
-        return await body(session_factory(engine))
-    except OSError as exc:
-        raise PufaError(f"cannot reach the database: {exc}") from exc
-    finally:
-        await engine.dispose()
+__all__ = ["cli", "main", "register"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -80,17 +55,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     if port is not None:
         overrides["port"] = port
     settings = get_settings(ctx)
-    from bot.logs import configure_logging
-
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(_serve(settings))
 
 
 async def _serve(settings: Settings) -> None:
-    from aiohttp import web
-
-    from bot.app import create_app
-
     app = create_app(settings)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=15.0, access_log=None)
     stop = asyncio.Event()
@@ -113,7 +82,7 @@ async def _serve(settings: Settings) -> None:
     click.echo(f"pufa is serving on {base}")
     click.echo(f"  health:   {base}/healthz")
     click.echo(f"  metrics:  {base}/metrics")
-    for line in _extra_urls(settings, base):
+    for line in banner_lines(settings, app[CATALOGS]):
         click.echo(line)
     click.echo(f"  database: {_safe_url(settings.database_url)}")
     click.echo("Stop with Ctrl-C.")
@@ -123,15 +92,7 @@ async def _serve(settings: Settings) -> None:
     await runner.cleanup()
 
 
-def _extra_urls(settings: Settings, base: str) -> list[str]:
-    from bot.app import describe_urls
-
-    return describe_urls(settings, base)
-
-
 def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(url).render_as_string(hide_password=True)
 
 
@@ -149,9 +110,6 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 
     @run_async
     async def _run() -> None:
-        from storage.db import create_engine
-        from storage.migrate import upgrade_engine
-
         engine = create_engine(settings.database_url)
         try:
             await upgrade_engine(engine, revision)
@@ -170,40 +128,89 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 def seed(ctx: click.Context, demo: bool) -> None:
     """Load the built-in catalog (idempotent); --demo adds sample data."""
     settings = get_settings(ctx)
+    loaded = catalogs(ctx)
 
-    async def body(sessions: Any) -> Any:
-        from bot.seeding import seed_catalog, seed_demo
-        from storage.db import transaction
-
+    async def body(sessions: async_sessionmaker[AsyncSession]) -> SeedReport:
         async with transaction(sessions) as session:
-            report = await seed_catalog(session)
-            if demo:
-                await seed_demo(session, report)
-            return report
+            return await seed_all(session, settings, loaded, demo=demo)
 
-    report = asyncio.run(with_sessions(settings, body))
+    report = asyncio.run(with_sessions(settings.database_url, body))
     created = ", ".join(f"{k} {v}" for k, v in sorted(report.created.items())) or "nothing"
     updated = ", ".join(f"{k} {v}" for k, v in sorted(report.updated.items())) or "nothing"
     click.echo(f"created: {created}")
     click.echo(f"updated: {updated}")
 
 
-def register(group: click.Group) -> None:
-    """Attach feature command groups (each feature module exposes ``commands``)."""
-    import importlib
+@cli.command("chat")
+@click.option(
+    "--as",
+    "role",
+    type=click.Choice(["resident", "staff", "unit"]),
+    default=None,
+    help="Talk as this role (staff: first township; unit: first unit). Without it, the "
+    "console account keeps whatever role /bind gave it.",
+)
+@click.option("--lang", default=None, help="Language tag, e.g. en (default PUFA_DEFAULT_LOCALE).")
+@click.pass_context
+def chat(ctx: click.Context, role: str | None, lang: str | None) -> None:
+    """Talk to the bot in the terminal (same dialogues as Telegram/WeCom). Type quit to leave."""
+    settings = get_settings(ctx)
+    loaded = catalogs(ctx)
 
-    for name in _FEATURE_COMMANDS:
-        module = importlib.import_module(name)
-        for command in module.commands:
+    async def body(sessions: async_sessionmaker[AsyncSession]) -> None:
+        async with transaction(sessions) as session:
+            await seed_all(session, settings, loaded)
+            external_id = await _console_identity(session, role)
+        runtime = build_runtime(settings, sessions, loaded)
+        click.echo(f"pufa chat as {role or 'the console account'} — type help, survey, or quit.")
+        await run_console(runtime, external_id, language=lang or settings.default_locale)
+
+    asyncio.run(with_sessions(settings.database_url, body))
+
+
+async def _console_identity(session: AsyncSession, role: str | None) -> str:
+    """The console account: ``local`` keeps the role it was bound to; ``local-<role>`` is
+    given ``role`` directly (a local convenience for trying the staff and unit dialogues)."""
+    external_id = f"local-{role}" if role else "local"
+    identity = (
+        await session.execute(
+            select(ChatIdentity).where(
+                col(ChatIdentity.channel) == CONSOLE, col(ChatIdentity.external_id) == external_id
+            )
+        )
+    ).scalar_one_or_none()
+    if identity is None:
+        identity = ChatIdentity(channel=CONSOLE, external_id=external_id)
+        session.add(identity)
+    if role is None:
+        return external_id
+    identity.role = role
+    if role == "staff":
+        township = (
+            (await session.execute(select(Township).order_by(col(Township.id)))).scalars().first()
+        )
+        if township is None:
+            raise PufaError("no township yet: run `pufa seed --demo` or import villages first")
+        identity.township_id = township.id
+    elif role == "unit":
+        unit = (await session.execute(select(Unit).order_by(col(Unit.id)))).scalars().first()
+        if unit is None:  # pragma: no cover - the catalog always has units
+            raise PufaError("no unit in the catalog")
+        identity.unit_id = unit.id
+    return external_id
+
+
+def register(group: click.Group) -> None:
+    """Attach every feature's commands to ``group`` (two features may share a group, e.g.
+    ``pufa invite residents`` and ``pufa invite staff``: their sub-commands are merged)."""
+    for feature in FEATURES:
+        for command in feature.commands:
             existing = group.commands.get(command.name or "")
             if isinstance(existing, click.Group) and isinstance(command, click.Group):
-                for sub in command.commands.values():  # two features share e.g. `pufa invite`
+                for sub in command.commands.values():
                     existing.add_command(sub)
             else:
                 group.add_command(command)
-
-
-_FEATURE_COMMANDS: list[str] = ["bot.chat_cli", "surveys.cli"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -44,6 +45,5 @@ async def upgrade_engine(engine: AsyncEngine, revision: str = "head") -> None:
 
 def current_heads() -> tuple[str, ...]:
     """The head revision ids of the migration scripts."""
-    from alembic.script import ScriptDirectory
 
     return tuple(ScriptDirectory.from_config(alembic_config()).get_heads())

@@ -5,36 +5,19 @@ Both loaders upsert by code, so running them twice changes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
+from core.feature import SeedReport
 from storage.models import Indicator, RotaEntry, Township, Unit, Village
 
 CATALOG_DIR = Path(__file__).resolve().parent / "catalog"
 COMMITTEES = ("standing", "executive")
-
-
-@dataclass
-class SeedReport:
-    """How many rows a load created or changed, by table."""
-
-    created: dict[str, int] = field(default_factory=dict)
-    updated: dict[str, int] = field(default_factory=dict)
-
-    def count(self, table: str, created: bool) -> None:
-        """Count one created (or updated) row of ``table``."""
-        target = self.created if created else self.updated
-        target[table] = target.get(table, 0) + 1
-
-    @property
-    def changed(self) -> int:
-        """Rows created or updated in all."""
-        return sum(self.created.values()) + sum(self.updated.values())
 
 
 def _read(name: str) -> dict[str, Any]:
@@ -87,11 +70,12 @@ async def load_catalog(session: AsyncSession, report: SeedReport | None = None) 
             entry = (
                 await session.execute(
                     select(RotaEntry).where(
-                        RotaEntry.committee == committee, RotaEntry.position == position
+                        col(RotaEntry.committee) == committee, col(RotaEntry.position) == position
                     )
                 )
             ).scalar_one_or_none()
             if entry is None:
+                assert unit.id is not None
                 session.add(RotaEntry(committee=committee, position=position, unit_id=unit.id))
                 report.count("rota_entry", created=True)
             elif entry.unit_id != unit.id:

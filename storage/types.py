@@ -5,9 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
+
+from core.clock import utcnow
+
+__all__ = ["UTCDateTime", "table_of", "utcnow"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -40,6 +44,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-def utcnow() -> datetime:
-    """The current time, timezone-aware, in UTC."""
-    return datetime.now(UTC)
+def table_of(model: type[Any]) -> Table:
+    """The Core :class:`~sqlalchemy.Table` of a SQLModel table class (for Core statements)."""
+    table = model.__table__
+    if not isinstance(table, Table):  # pragma: no cover - every table model has one
+        raise TypeError(f"{model.__name__} is not a table model")
+    return table

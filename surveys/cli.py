@@ -1,8 +1,8 @@
 """Survey commands: ``pufa surveys list|open|close``, ``pufa invite residents``,
 ``pufa results`` and ``pufa token create|list|revoke``.
 
-Exposed as :data:`commands` for ``bot.cli._FEATURE_COMMANDS``. Failures raise
-:class:`~bot.errors.PufaError` (one line on stderr, exit status 1); commands that create a
+Exposed as :data:`commands` (the survey feature's ``commands``). Failures raise
+:class:`~core.errors.PufaError` (one line on stderr, exit status 1); commands that create a
 secret print it alone on the last line of stdout.
 """
 
@@ -15,24 +15,38 @@ from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
-from bot.cli import get_settings, with_sessions
-from bot.errors import PufaError
+from core.cli import catalogs, get_settings
+from core.clock import utcnow
+from core.errors import PufaError
+from core.i18n import negotiate
+from storage.audit import record
+from storage.db import transaction
+from storage.models import Township
+from storage.models_surveys import SurveyState
+from storage.runner import with_sessions
+from surveys.invitations import create_invitations, invitations_csv, write_qr_codes
+from surveys.reports import format_table, render_json, render_table, render_xlsx
+from surveys.results import compute_results
+from surveys.schema import CatalogError, Survey, load_catalog
+from surveys.state import response_counts, state_is_open, sync_catalog
+from surveys.tokens import create_api_token, list_api_tokens, revoke_api_token
 
 __all__ = ["commands"]
 
 
-def _catalog() -> dict[str, Any]:
-    from surveys.schema import CatalogError, load_catalog
-
+def _catalog(ctx: click.Context) -> dict[str, Survey]:
     try:
-        return load_catalog()
+        return catalogs(ctx).get(load_catalog)
     except CatalogError as exc:
         raise PufaError(f"the survey catalog is broken: {exc}") from exc
 
 
-def _survey(code: str) -> Any:
-    catalog = _catalog()
+def _survey(ctx: click.Context, code: str) -> Survey:
+    catalog = _catalog(ctx)
     if code not in catalog:
         known = ", ".join(sorted(catalog)) or "none"
         raise PufaError(f"unknown survey {code!r} (known: {known})")
@@ -41,14 +55,12 @@ def _survey(code: str) -> Any:
 
 def _run(ctx: click.Context, body: Any) -> Any:
     settings = get_settings(ctx)
-    return asyncio.run(with_sessions(settings, body))
+    return asyncio.run(with_sessions(settings.database_url, body))
 
 
-async def _synced(session: Any) -> None:
+async def _synced(ctx: click.Context, session: AsyncSession) -> None:
     """Make sure survey_state knows every catalog survey (as ``pufa seed`` does)."""
-    from surveys.service import sync_catalog
-
-    await sync_catalog(session, _catalog())
+    await sync_catalog(session, _catalog(ctx))
 
 
 # --------------------------------------------------------------------------------------------
@@ -65,18 +77,12 @@ def surveys() -> None:
 @click.pass_context
 def surveys_list(ctx: click.Context, fmt: str) -> None:
     """Surveys with their state (open now or not) and response counts."""
-    from sqlalchemy import select
-
-    from storage.db import transaction
-    from storage.models_surveys import SurveyState
-    from storage.types import utcnow
-    from surveys.service import response_counts, state_is_open
 
     async def body(sessions: Any) -> list[dict[str, Any]]:
         async with transaction(sessions) as session:
-            await _synced(session)
+            await _synced(ctx, session)
             states = (
-                (await session.execute(select(SurveyState).order_by(SurveyState.code)))
+                (await session.execute(select(SurveyState).order_by(col(SurveyState.code))))
                 .scalars()
                 .all()
             )
@@ -100,7 +106,6 @@ def surveys_list(ctx: click.Context, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
-    from surveys.reports import format_table
 
     table = [["code", "title", "status", "open now", "window", "responses"]]
     for r in rows:
@@ -119,20 +124,14 @@ def surveys_list(ctx: click.Context, fmt: str) -> None:
 
 
 def _set_status(ctx: click.Context, code: str, status: str) -> None:
-    _survey(code)
-    from sqlalchemy import update
-
-    from storage.audit import record
-    from storage.db import transaction
-    from storage.models_surveys import SurveyState
-    from storage.types import utcnow
+    _survey(ctx, code)
 
     async def body(sessions: Any) -> None:
         async with transaction(sessions) as session:
-            await _synced(session)
+            await _synced(ctx, session)
             await session.execute(
                 update(SurveyState)
-                .where(SurveyState.code == code)
+                .where(col(SurveyState.code) == code)
                 .values(status=status, updated_at=utcnow())
             )
             record(session, "cli", f"survey.{status}", code)
@@ -201,20 +200,15 @@ def invite_residents(
 ) -> None:
     """A batch of single-use invitation tokens for SURVEY: CSV with token,url (and chat_link,
     the Telegram deep link t_<token>, when the bot username is known)."""
-    _survey(survey)
+    _survey(ctx, survey)
     settings = get_settings(ctx)
-    from sqlalchemy import select
-
-    from storage.audit import record
-    from storage.db import transaction
-    from storage.models import Township
-    from storage.types import utcnow
-    from surveys.invitations import create_invitations, invitations_csv, write_qr_codes
 
     async def body(sessions: Any) -> tuple[str, list[str]]:
         async with transaction(sessions) as session:
             exists = (
-                await session.execute(select(Township.id).where(Township.code == township))
+                await session.execute(
+                    select(col(Township.id)).where(col(Township.code) == township)
+                )
             ).first()
             if exists is None:
                 raise PufaError(f"unknown township {township!r} (load it with pufa seed/import)")
@@ -267,11 +261,8 @@ def results(
     lang: str | None,
 ) -> None:
     """Satisfaction report of SURVEY: each indicator against its target."""
-    definition = _survey(survey)
+    definition = _survey(ctx, survey)
     settings = get_settings(ctx)
-    from bot.i18n import negotiate
-    from surveys.reports import render_json, render_table, render_xlsx
-    from surveys.results import compute_results
 
     locale = negotiate(lang, settings.default_locale) if lang else settings.default_locale
 
@@ -322,19 +313,14 @@ def token_create(ctx: click.Context, role: str, township: str | None, label: str
         raise click.UsageError("--role staff needs --township")
     if role != "staff" and township:
         raise click.UsageError("only --role staff takes --township")
-    from sqlalchemy import select
-
-    from storage.audit import record
-    from storage.db import transaction
-    from storage.models import Township
-    from storage.types import utcnow
-    from surveys.tokens import create_api_token
 
     async def body(sessions: Any) -> tuple[str, Any]:
         async with transaction(sessions) as session:
             if township is not None:
                 found = (
-                    await session.execute(select(Township.id).where(Township.code == township))
+                    await session.execute(
+                        select(col(Township.id)).where(col(Township.code) == township)
+                    )
                 ).first()
                 if found is None:
                     raise PufaError(f"unknown township {township!r}")
@@ -354,8 +340,6 @@ def token_create(ctx: click.Context, role: str, township: str | None, label: str
 @click.pass_context
 def token_list(ctx: click.Context) -> None:
     """Tokens (prefix, role, township, created, revoked); never the secrets."""
-    from surveys.reports import format_table
-    from surveys.tokens import list_api_tokens
 
     async def body(sessions: Any) -> list[Any]:
         async with sessions() as session:
@@ -382,10 +366,6 @@ def token_list(ctx: click.Context) -> None:
 @click.pass_context
 def token_revoke(ctx: click.Context, token_id: str) -> None:
     """Revoke a token by its id or prefix (as shown by ``pufa token list``)."""
-    from storage.audit import record
-    from storage.db import transaction
-    from storage.types import utcnow
-    from surveys.tokens import revoke_api_token
 
     async def body(sessions: Any) -> int:
         async with transaction(sessions) as session:

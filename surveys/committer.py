@@ -1,8 +1,8 @@
 """Group commit: store the submissions of concurrent HTTP requests in one transaction.
 
-Every request hands its :class:`~surveys.service.Submission` to :meth:`GroupCommitter.submit`
+Every request hands its :class:`~surveys.submission.Submission` to :meth:`GroupCommitter.submit`
 and waits. A single worker takes everything queued so far, stores it with
-:func:`~surveys.service.submit_many` inside one transaction, commits once, and only then
+:func:`~surveys.submission.submit_many` inside one transaction, commits once, and only then
 resolves each request's future. So a 2xx still means the response is durable, while a burst
 of N concurrent requests costs one commit instead of N. While one batch commits, the next one
 accumulates, so batches grow with load and stay at one item when the server is idle.
@@ -21,7 +21,7 @@ import logging
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from surveys.service import AlreadyAnswered, Submission, SubmitError, SubmitResult, submit_many
+from surveys.submission import AlreadyAnswered, Submission, SubmitError, SubmitResult, submit_many
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class GroupCommitter:
         try:
             outcomes = list(await self._store(items))
         except IntegrityError:
-            outcomes: list[Outcome | Exception] = []
+            outcomes = []
             for item in items:
                 try:
                     outcomes.extend(await self._store([item]))

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from storage.models_surveys import SurveyAnswer, SurveyInvitation, SurveyResponse
 from surveys.schema import SCALE_CODES, UNKNOWN_CODE, Survey
@@ -61,8 +62,8 @@ async def seed_sample_responses(
     for code, size in SAMPLE_SIZES.items():
         existing = (
             await session.execute(
-                select(func.count(SurveyResponse.id)).where(
-                    SurveyResponse.survey == code, SurveyResponse.sample.is_(True)
+                select(func.count(col(SurveyResponse.id))).where(
+                    col(SurveyResponse.survey) == code, col(SurveyResponse.sample).is_(True)
                 )
             )
         ).scalar_one()
@@ -115,7 +116,7 @@ async def seed_sample_responses(
                 (
                     await session.execute(
                         insert(SurveyInvitation).returning(
-                            SurveyInvitation.id, sort_by_parameter_order=True
+                            col(SurveyInvitation.id), sort_by_parameter_order=True
                         ),
                         invitations,
                     )
@@ -129,7 +130,7 @@ async def seed_sample_responses(
             (
                 await session.execute(
                     insert(SurveyResponse).returning(
-                        SurveyResponse.id, sort_by_parameter_order=True
+                        col(SurveyResponse.id), sort_by_parameter_order=True
                     ),
                     responses,
                 )

@@ -18,11 +18,12 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
+import segno
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models_surveys import SurveyInvitation
-from surveys.service import invitation_hash, new_invitation_token
+from surveys.respondents import invitation_hash, new_invitation_token
 
 MAX_BATCH = 100_000
 
@@ -93,14 +94,13 @@ def write_qr_codes(
 ) -> list[Path]:
     """One QR image per token in ``directory`` (``{token}.png``, or ``.svg``), scale for
     printing at about 3 cm; returns the files written."""
-    import segno
 
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for token in tokens:
         path = directory / f"{token}.{kind}"
         segno.make(invitation_url(public_url, survey, token), error="m").save(
-            path, scale=8, border=2
+            str(path), scale=8, border=2
         )
         written.append(path)
     return written

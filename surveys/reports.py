@@ -15,7 +15,9 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
-from bot.i18n import N_, Translator
+import xlsxwriter
+
+from core.i18n import N_, Translator
 from surveys.results import IndicatorRow, SurveyReport
 from surveys.schema import DEFAULT_SCALE, SCALE_CODES, UNKNOWN_CODE, UNKNOWN_OPTION, localized
 
@@ -139,7 +141,6 @@ def render_json(report: SurveyReport, by: str | None = None) -> str:
 
 def render_xlsx(report: SurveyReport, locale: str) -> bytes:
     """The report as an XLSX workbook (summary with chart, one sheet per indicator)."""
-    import xlsxwriter
 
     t = Translator(locale)
     buffer = io.BytesIO()

@@ -23,9 +23,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from storage.models import Township
 from storage.models_surveys import SurveyAnswer
+from storage.types import table_of
 from surveys.schema import SCALE_WEIGHTS, UNKNOWN_CODE, Indicator, Survey, localized
 from surveys.scoring import IndicatorResult, Tally, indicator_result, weighted_index
 
@@ -50,7 +52,7 @@ async def fetch_counts(
     session: AsyncSession, survey: str, questions: set[str], township: str | None = None
 ) -> Counts:
     """Answer counts per question, option, township and channel, computed in SQL."""
-    a = SurveyAnswer.__table__.c  # type: ignore[attr-defined]
+    a = table_of(SurveyAnswer).c
     stmt = (
         select(a.question, a.value, a.township, a.channel, func.count())
         .where(a.survey == survey, a.question.in_(sorted(questions)), a.value.is_not(None))
@@ -220,7 +222,7 @@ async def compute_results(
     report.by_channel = {
         code: _rows(survey, c, {}, locale) for code, c in _collapse(counts, 3).items()
     }
-    names = await session.execute(select(Township.code, Township.name))
+    names = await session.execute(select(col(Township.code), col(Township.name)))
     report.township_names = {code: name for code, name in names.all()}
     if survey.indicators:
         first = survey.indicators[0].questions[0]

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from storage.models_surveys import ApiToken
 
@@ -70,7 +71,7 @@ async def authenticate(session: AsyncSession, token: str) -> ApiToken | None:
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     row = (
-        await session.execute(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+        await session.execute(select(ApiToken).where(col(ApiToken.token_hash) == hash_token(token)))
     ).scalar_one_or_none()
     if row is None or row.revoked_at is not None:
         return None
@@ -80,19 +81,21 @@ async def authenticate(session: AsyncSession, token: str) -> ApiToken | None:
 async def revoke_api_token(session: AsyncSession, prefix_or_id: str, now: datetime) -> int:
     """Revoke tokens by id or by their recorded prefix; return how many were revoked."""
     condition = (
-        ApiToken.id == int(prefix_or_id)
+        col(ApiToken.id) == int(prefix_or_id)
         if prefix_or_id.isdigit()
-        else ApiToken.prefix == prefix_or_id[:12]
+        else col(ApiToken.prefix) == prefix_or_id[:12]
     )
     result = await session.execute(
         update(ApiToken)
-        .where(condition, ApiToken.revoked_at.is_(None))
+        .where(condition, col(ApiToken.revoked_at).is_(None))
         .values(revoked_at=now)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def list_api_tokens(session: AsyncSession) -> list[ApiToken]:
     """Every token row, newest first."""
-    return list((await session.execute(select(ApiToken).order_by(ApiToken.id.desc()))).scalars())
+    return list(
+        (await session.execute(select(ApiToken).order_by(col(ApiToken.id).desc()))).scalars()
+    )

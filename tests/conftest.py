@@ -22,13 +22,13 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.settings import Settings
+from core.settings import Settings
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade_engine
 from storage.schema import metadata
+from tests.helpers import TEST_SECRET
 
 POSTGRES_URL = os.environ.get("PUFA_TEST_POSTGRES_URL", "")
-TEST_SECRET = "test-secret-key-not-for-production-0123456789"
 
 
 def pytest_report_header(config: pytest.Config) -> str:

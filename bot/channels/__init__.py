@@ -1,26 +1,6 @@
-"""Transport adapters (Telegram, console…) in front of the dialog runtime.
+"""Transport adapters in front of the dialog runtime: Telegram, the console (and WeCom).
 
-:func:`setup` is the chat feature's hook in the composition root: it creates the dialog runtime
-with the app and, when a bot token is configured, the Telegram channel (webhook route in
-webhook mode).
+An adapter turns each platform event into one :class:`core.messages.Inbound`, hands it to the
+runtime and renders the :class:`core.messages.Reply` values it gets back. Adapters hold no
+business rules; the composition root (:mod:`bot.app`) decides which channels run.
 """
-
-from __future__ import annotations
-
-from aiohttp import web
-
-__all__ = ["setup"]
-
-
-def setup(app: web.Application) -> None:
-    """Add the dialog runtime and the Telegram channel to ``app``."""
-    from bot.channels.telegram import WEBHOOK_PATH, telegram_ctx, webhook_view
-    from bot.context import SETTINGS
-    from bot.dialogs import dialogs_ctx
-
-    settings = app[SETTINGS]
-    app.cleanup_ctx.append(dialogs_ctx)
-    if settings.telegram_enabled:
-        app.cleanup_ctx.append(telegram_ctx)
-        if settings.telegram_mode == "webhook":
-            app.router.add_post(WEBHOOK_PATH, webhook_view)

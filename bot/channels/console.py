@@ -11,8 +11,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from bot.channels.base import Inbound, Reply, render_numbered
-from bot.dialogs.runtime import DialogRuntime
+from bot.dialogs import DialogRuntime
+from core.messages import Inbound, Reply, render_numbered
 
 __all__ = ["CONSOLE", "ConsoleChannel", "run_console"]
 

@@ -8,7 +8,7 @@
   allows, saving a round trip.
 - **Polling mode** (development): ``Updater.start_polling``.
 
-Each update becomes one :class:`~bot.channels.base.Inbound` for the dialog runtime, which
+Each update becomes one :class:`~core.messages.Inbound` for the dialog runtime, which
 records the ``update_id`` in the step's transaction, so a redelivered update is answered once.
 Replies are rendered as plain text with inline keyboards; an ``edit_source`` reply replaces the
 message whose button was pressed (its keyboard disappears). Outgoing calls go through PTB's
@@ -32,11 +32,12 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
 from telegram.request import BaseRequest
 
-from bot.channels.base import Inbound, Reply
 from bot.channels.telegram_request import AiohttpRequest
-from bot.dialogs.runtime import BOT_COMMANDS, DialogRuntime, apology
-from bot.i18n import Translator, negotiate
-from bot.settings import SHIPPED_LOCALES, Settings
+from bot.dialogs import DIALOGS, DialogRuntime, apology
+from core.appkeys import SETTINGS
+from core.i18n import negotiate, translator
+from core.messages import Inbound, Reply
+from core.settings import SHIPPED_LOCALES, Settings
 
 __all__ = [
     "ALLOWED_UPDATES",
@@ -83,9 +84,9 @@ def to_inbound(update: Update, bot_username: str) -> Inbound | None:
     message = update.message
     if message is None or message.from_user is None:
         return None
-    text = message.text or ""
+    text: str | None = message.text or ""
     if message.chat.type != "private":
-        text = _addressed_command(text, bot_username)
+        text = _addressed_command(text or "", bot_username)
         if text is None:
             return None
     return Inbound(
@@ -165,7 +166,7 @@ class TelegramChannel:
         builder = builder.request(request if request is not None else AiohttpRequest())
         if settings.telegram_mode == "webhook":
             builder = builder.updater(None)
-        self.application: Application = builder.build()  # type: ignore[type-arg]
+        self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self.application.add_error_handler(self._on_error)
         self._running = False
@@ -220,8 +221,8 @@ class TelegramChannel:
         bot = self.application.bot
 
         def commands(locale: str) -> list[BotCommand]:
-            t = Translator(locale)
-            return [BotCommand(name, t._(description)) for name, description in BOT_COMMANDS]
+            t = translator(locale)
+            return [BotCommand(name, t._(description)) for name, description in self.runtime.menu]
 
         await bot.set_my_commands(commands(self.settings.default_locale))
         for locale in SHIPPED_LOCALES:
@@ -369,9 +370,6 @@ TELEGRAM = web.AppKey("telegram", TelegramChannel)
 
 async def telegram_ctx(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: start the Telegram channel with the app and stop it on shutdown."""
-    from bot.context import SETTINGS
-    from bot.dialogs import DIALOGS
-
     settings = app[SETTINGS]
     channel = TelegramChannel(settings, app[DIALOGS])
     app[TELEGRAM] = channel

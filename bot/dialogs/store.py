@@ -9,7 +9,6 @@ person at once cannot both win).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,10 +16,12 @@ from sqlalchemy import JSON, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlmodel import col
 
+from core.dialog import Person
 from storage.models import ChatIdentity
 from storage.models_dialogs import Conversation, ProcessedEvent
-from storage.types import UTCDateTime
+from storage.types import UTCDateTime, table_of
 
 __all__ = [
     "ConcurrentStep",
@@ -36,31 +37,13 @@ class ConcurrentStep(Exception):
     """Another process advanced this conversation while the step ran; retry the event."""
 
 
-@dataclass
-class Person:
-    """A chat identity with its conversation, as read at the start of a step."""
-
-    identity_id: int
-    channel: str
-    external_id: str
-    locale: str | None
-    role: str
-    township_id: int | None
-    unit_id: int | None
-    flow: str | None = None
-    state: dict[str, Any] = field(default_factory=dict)
-    version: int = 0
-    updated_at: datetime | None = None
-    has_conversation: bool = False
-
-
 # The statements of a step are built once, here, for both dialects; each step only binds its
 # parameters (building and coercing SQLAlchemy constructs on every step cost more than running
 # them). They are Core statements on the tables and run on the session's connection, in the
 # session's transaction, without the ORM layer (nothing here needs identity-mapped objects).
-_IDENTITY = ChatIdentity.__table__
-_CONVERSATION = Conversation.__table__
-_EVENT = ProcessedEvent.__table__
+_IDENTITY = table_of(ChatIdentity)
+_CONVERSATION = table_of(Conversation)
+_EVENT = table_of(ProcessedEvent)
 
 
 def _inserts(insert: Any) -> dict[str, Any]:
@@ -312,9 +295,9 @@ async def prune(
     """Forget old processed-event ids (Telegram redelivers for at most a day) and conversation
     rows idle for a long time; return ``(events, conversations)`` deleted."""
     events = await session.execute(
-        delete(ProcessedEvent).where(ProcessedEvent.processed_at < now - events_older_than)
+        delete(ProcessedEvent).where(col(ProcessedEvent.processed_at) < now - events_older_than)
     )
     conversations = await session.execute(
-        delete(Conversation).where(Conversation.updated_at < now - conversations_idle_for)
+        delete(Conversation).where(col(Conversation.updated_at) < now - conversations_idle_for)
     )
     return events.rowcount, conversations.rowcount  # type: ignore[attr-defined]

@@ -19,14 +19,26 @@ from urllib.parse import urlencode
 import jinja2
 from aiohttp import web
 from multidict import MultiDictProxy
+from sqlalchemy import select
+from sqlmodel import col
 
-from bot.context import SESSIONS, SETTINGS
-from bot.i18n import N_, negotiate
-from bot.web.errors import request_locale
-from surveys.api import translator
+from core.appkeys import SESSIONS, SETTINGS
+from core.clock import utcnow
+from core.http import request_locale
+from core.i18n import N_, negotiate, translator
+from storage.models_surveys import SurveyInvitation, SurveyState
 from surveys.engine import AnswerError, visible_questions
+from surveys.intake import (
+    answer_error_message,
+    set_respondent_cookie,
+    submit_request,
+    township_exists,
+)
+from surveys.keys import SURVEYS
+from surveys.respondents import invitation_hash
 from surveys.schema import Survey, localized
-from surveys.service import (
+from surveys.state import state_is_open
+from surveys.submission import (
     AlreadyAnswered,
     IdempotencyKeyReused,
     InvalidAnswers,
@@ -35,8 +47,6 @@ from surveys.service import (
     SurveyClosed,
     TokenInvalid,
     TokenUsed,
-    invitation_hash,
-    state_is_open,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -114,17 +124,12 @@ def _message(
 
 
 async def _state_open(request: web.Request, code: str) -> bool:
-    from sqlalchemy import select
-
-    from storage.models_surveys import SurveyState
-    from surveys.api import utcnow
-
     async with request.app[SESSIONS]() as session:
         row = (
             await session.execute(
-                select(SurveyState.status, SurveyState.opens_at, SurveyState.closes_at).where(
-                    SurveyState.code == code
-                )
+                select(
+                    col(SurveyState.status), col(SurveyState.opens_at), col(SurveyState.closes_at)
+                ).where(col(SurveyState.code) == code)
             )
         ).one_or_none()
     return row is not None and state_is_open(row.status, row.opens_at, row.closes_at, utcnow())
@@ -132,16 +137,12 @@ async def _state_open(request: web.Request, code: str) -> bool:
 
 async def _token_state(request: web.Request, survey: Survey, token: str) -> str:
     """``ok``, ``used`` or ``invalid`` for an invitation token."""
-    from sqlalchemy import select
-
-    from storage.models_surveys import SurveyInvitation
-
     digest = invitation_hash(request.app[SETTINGS].secret(), token)
     async with request.app[SESSIONS]() as session:
         row = (
             await session.execute(
-                select(SurveyInvitation.survey, SurveyInvitation.used_at).where(
-                    SurveyInvitation.token_hash == digest
+                select(col(SurveyInvitation.survey), col(SurveyInvitation.used_at)).where(
+                    col(SurveyInvitation.token_hash) == digest
                 )
             )
         ).one_or_none()
@@ -231,8 +232,6 @@ def _form_page(
 
 
 def _survey_or_404(request: web.Request) -> Survey | web.Response:
-    from surveys.api import SURVEYS
-
     survey = request.app[SURVEYS].get(request.match_info["survey"])
     if survey is None:
         return _message(
@@ -336,8 +335,6 @@ def _form_answers(survey: Survey, form: MultiDictProxy[Any]) -> dict[str, Any]:
 
 async def survey_submit(request: web.Request) -> web.StreamResponse:
     """``POST /s/{survey}``: store the answers, or show the form again with the errors."""
-    from surveys.api import answer_error_message, set_respondent_cookie, submit_request
-
     survey = _survey_or_404(request)
     if isinstance(survey, web.Response):
         return survey
@@ -348,11 +345,8 @@ async def survey_submit(request: web.Request) -> web.StreamResponse:
     src = _clean_param(str(form.get("src", "")), 24)
     idem = _clean_param(str(form.get("idem", ""))) or None
     answers = _form_answers(survey, form)
-    if src:
-        from surveys.api import township_exists
-
-        if not await township_exists(request, src):
-            src = ""
+    if src and not await township_exists(request, src):
+        src = ""
     outcome, cookie = await submit_request(
         request,
         survey,

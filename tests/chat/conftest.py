@@ -9,10 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.base import Inbound, Reply
-from bot.dialogs import DialogRuntime, build_runtime
-from bot.settings import Settings
-from storage.db import transaction
+from bot.app import build_runtime
+from bot.dialogs import DialogRuntime
+from core.feature import Catalogs
+from core.messages import Inbound, Reply
+from core.settings import Settings
+from tests.helpers import seed_db
 
 
 @dataclass
@@ -38,11 +40,7 @@ def clock() -> Clock:
 @pytest.fixture
 async def seeded(sessions: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
     """The test database with the catalog and the demo townships loaded."""
-    from bot.seeding import seed_catalog, seed_demo
-
-    async with transaction(sessions) as session:
-        report = await seed_catalog(session)
-        await seed_demo(session, report)
+    await seed_db(sessions, demo=True)
     return sessions
 
 
@@ -51,7 +49,7 @@ def runtime(
     settings: Settings, seeded: async_sessionmaker[AsyncSession], clock: Clock
 ) -> DialogRuntime:
     """The dialog runtime on the seeded test database."""
-    return build_runtime(settings, seeded, clock=clock)
+    return build_runtime(settings, seeded, Catalogs(), clock=clock)
 
 
 @pytest.fixture

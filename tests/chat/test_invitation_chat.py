@@ -7,12 +7,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.dialogs.survey import respondent_for
 from storage.db import transaction
 from storage.models_dialogs import Conversation
 from storage.models_surveys import SurveyAnswer, SurveyInvitation, SurveyResponse
+from surveys.dialog import respondent_for
 from tests.chat.test_runtime import first_button
-from tests.conftest import TEST_SECRET
+from tests.helpers import TEST_SECRET
 from tests.surveys.conftest import make_invitations
 
 # Telegram start payloads: A-Z a-z 0-9 _ - and at most 64 characters.

@@ -7,13 +7,13 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot.channels.base import Reply, render_numbered
-from bot.dialogs import payloads
-from bot.dialogs.survey import respondent_for
+from core import payloads
+from core.messages import Reply, render_numbered
 from storage.db import transaction
 from storage.models_dialogs import Conversation, ProcessedEvent
 from storage.models_surveys import SurveyAnswer, SurveyResponse
-from tests.conftest import TEST_SECRET
+from surveys.dialog import respondent_for
+from tests.helpers import TEST_SECRET
 
 
 def first_button(replies: list[Reply], index: int = 0) -> str:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.channels.base import Inbound
 from bot.dialogs.store import ConcurrentStep, claim_event, load_person, save_state
+from core.messages import Inbound
 from storage.db import transaction
 from storage.models_dialogs import Conversation, ProcessedEvent
 

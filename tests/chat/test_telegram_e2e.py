@@ -17,14 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import create_app
 from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH
-from bot.dialogs.survey import respondent_for
-from bot.settings import Settings
+from core.settings import Settings
 from storage.db import create_engine, session_factory, transaction
 from storage.models import ChatIdentity
 from storage.models_dialogs import Conversation
 from storage.models_surveys import SurveyAnswer, SurveyResponse
-from tests.conftest import TEST_SECRET
+from surveys.dialog import respondent_for
 from tests.fakes.telegram_api import FakeBotApi
+from tests.helpers import TEST_SECRET, seed_db
 
 SECRET = "hook-secret_123"
 
@@ -119,11 +119,8 @@ async def _serve(settings: Settings) -> TestClient[Any, Any]:
 async def bot(tg_settings: Settings, fake: FakeBotApi) -> AsyncIterator[Bot]:
     client = await _serve(tg_settings)
     engine = create_engine(tg_settings.database_url)
-    from bot.seeding import seed_demo
-
     sessions = session_factory(engine)
-    async with transaction(sessions) as session:
-        await seed_demo(session)
+    await seed_db(sessions, demo=True, settings=tg_settings)
     try:
         yield Bot(fake, client, sessions)
     finally:
@@ -269,7 +266,7 @@ async def test_failure_is_logged_and_answered_with_an_apology(bot: Bot) -> None:
 
 
 async def test_bind_with_deep_link_gives_the_role(bot: Bot) -> None:
-    from bot.dialogs.invites import create_invite
+    from bot.binding.invites import create_invite
     from storage.types import utcnow
 
     async with transaction(bot.sessions) as session:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import ConfigError
-from bot.settings import load_settings
+from core.errors import ConfigError
+from core.settings import load_settings
 
 PUFA = [sys.executable, "-m", "bot"]
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.conftest import TEST_SECRET
+from tests.helpers import TEST_SECRET, seed_db
 
 SECRET = TEST_SECRET.encode()
 NOW = datetime(2026, 6, 1, 4, 0, tzinfo=UTC)
@@ -44,11 +44,7 @@ def answers_factory() -> Callable[..., dict[str, Any]]:
 
 async def seed_surveys(sessions: async_sessionmaker[AsyncSession]) -> None:
     """Sync the survey catalog into ``survey_state`` (what ``pufa seed`` does)."""
-    from bot.seeding import seed_catalog
-    from storage.db import transaction
-
-    async with transaction(sessions) as session:
-        await seed_catalog(session)
+    await seed_db(sessions)
 
 
 async def make_invitations(

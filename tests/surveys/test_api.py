@@ -219,8 +219,8 @@ async def test_group_committer_refuses_a_reused_key_in_one_batch(
 ) -> None:
     import asyncio
 
-    from surveys.api import COMMITTER, SURVEYS
-    from surveys.service import IdempotencyKeyReused, Submission, SubmitResult
+    from surveys.keys import COMMITTER, SURVEYS
+    from surveys.submission import IdempotencyKeyReused, Submission, SubmitResult
     from tests.surveys.conftest import NOW
 
     await opened(client, sessions)
@@ -409,7 +409,7 @@ async def test_openapi_document_matches_the_routes(client: Any) -> None:
 async def test_concurrent_submissions_share_commits(client: Any, sessions: Any) -> None:
     import asyncio
 
-    from surveys.api import COMMITTER
+    from surveys.keys import COMMITTER
 
     await opened(client, sessions)
     tokens = await make_invitations(sessions, 60)

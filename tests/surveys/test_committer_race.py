@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from storage.db import create_engine, session_factory
 from storage.models_surveys import SurveyResponse
 from surveys.committer import GroupCommitter
+from surveys.respondents import pseudonym
 from surveys.schema import load_catalog
-from surveys.service import AlreadyAnswered, Submission, SubmitResult, pseudonym, submit_response
+from surveys.submission import AlreadyAnswered, Submission, SubmitResult, submit_response
 from tests.surveys.conftest import NOW, SECRET, fazhi_answers, seed_surveys
 
 

@@ -13,8 +13,9 @@ from sqlalchemy import select
 
 from storage.db import transaction
 from storage.models_surveys import SurveyInvitation, SurveyResponse
+from surveys.respondents import pseudonym
 from surveys.schema import OPEN_AUDIENCES, load_catalog
-from surveys.service import InvitationRequired, pseudonym, submit_response
+from surveys.submission import InvitationRequired, submit_response
 from tests.surveys.conftest import NOW, SECRET, fazhi_answers, make_invitations, seed_surveys
 from tests.surveys.test_api import count_responses, opened
 from tests.surveys.test_h5 import _Form, form_fields

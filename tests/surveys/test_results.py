@@ -12,10 +12,11 @@ import pytest
 from storage.db import transaction
 from storage.models_surveys import SurveyState
 from surveys.reports import render_json, render_table, render_xlsx
+from surveys.respondents import pseudonym
 from surveys.results import baseline_code, compute_results
 from surveys.schema import SCALE_CODES, UNKNOWN_CODE, load_catalog
 from surveys.scoring import survey_results
-from surveys.service import Submission, pseudonym, submit_many
+from surveys.submission import Submission, submit_many
 from tests.surveys.conftest import NOW, SECRET, fazhi_answers, seed_surveys
 
 FAZHI = load_catalog()["fazhi-2026"]

@@ -11,8 +11,10 @@ from sqlalchemy import func, select, update
 from storage.db import transaction
 from storage.models_surveys import SurveyAnswer, SurveyInvitation, SurveyResponse, SurveyState
 from surveys.engine import ErrorCode
+from surveys.respondents import invitation_hash, pseudonym
 from surveys.schema import load_catalog
-from surveys.service import (
+from surveys.state import survey_is_open, sync_catalog
+from surveys.submission import (
     AlreadyAnswered,
     IdempotencyKeyReused,
     InvalidAnswers,
@@ -20,13 +22,9 @@ from surveys.service import (
     SurveyClosed,
     TokenInvalid,
     TokenUsed,
-    invitation_hash,
-    pseudonym,
     request_fingerprint,
     submit_many,
     submit_response,
-    survey_is_open,
-    sync_catalog,
 )
 from tests.surveys.conftest import NOW, SECRET, fazhi_answers, make_invitations, seed_surveys
 

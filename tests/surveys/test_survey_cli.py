@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import cli, register
-from bot.errors import PufaError
-from tests.conftest import TEST_SECRET
+from core.errors import PufaError
+from tests.helpers import TEST_SECRET
 
 if "results" not in cli.commands:
     register(cli)

@@ -10,24 +10,26 @@ import numpy as np
 import pytest
 from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
-from surveys.schema import load_catalog
-from surveys.scoring import (
+from surveys.appraisal import (
     ANNUAL_CHIEF,
     ANNUAL_DEPUTY,
     ANNUAL_NOT_IN_PERFORMANCE,
     HALF_YEAR_CHIEF,
     HALF_YEAR_DEPUTY,
-    MORE_NEEDED_CAP,
     SCHEMES,
     CompositeScheme,
     Grade,
-    Verdict,
-    VerdictResult,
     adjustment_points,
     ballot_score,
     check_excellent_quota,
     composite_score,
     grade,
+)
+from surveys.schema import load_catalog
+from surveys.scoring import (
+    MORE_NEEDED_CAP,
+    Verdict,
+    VerdictResult,
     increase_verdict,
     indicator_result,
     level_counts,

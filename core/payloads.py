@@ -4,6 +4,11 @@ A payload reads ``<version>.<action>.<arg>.<mac>``: ``version`` is the conversat
 the button was drawn for (a later step makes it stale), ``action`` one letter, ``arg`` a short
 argument, and ``mac`` a truncated HMAC-SHA256 over the person's channel id and the rest, so a
 forged payload, or one pressed by somebody else in a group, is rejected.
+
+Buttons of a message pufa pushes itself (a reminder with a *Confirm* button) are not drawn for
+one person's conversation: :func:`sign_push` signs them for the chat they are sent to, with
+version 0, and the runtime accepts them from anyone in that chat as *global actions*; the
+feature that handles the action checks that the presser may do it (a unit's bound account).
 """
 
 from __future__ import annotations
@@ -14,7 +19,15 @@ import hmac
 import re
 from dataclasses import dataclass
 
-__all__ = ["MAX_PAYLOAD_BYTES", "ButtonPayload", "PayloadError", "sign", "verify"]
+__all__ = [
+    "MAX_PAYLOAD_BYTES",
+    "ButtonPayload",
+    "PayloadError",
+    "push_owner",
+    "sign",
+    "sign_push",
+    "verify",
+]
 
 MAX_PAYLOAD_BYTES = 64
 _MAC_CHARS = 10
@@ -49,6 +62,16 @@ def sign(secret: bytes, owner: str, version: int, action: str, arg: str = "") ->
     if len(payload.encode("ascii")) > MAX_PAYLOAD_BYTES:
         raise ValueError("button payload over 64 bytes")
     return payload
+
+
+def push_owner(channel: str, chat_id: str) -> str:
+    """The signing owner of buttons pushed to ``chat_id`` on ``channel``."""
+    return f"push:{channel}:{chat_id}"
+
+
+def sign_push(secret: bytes, channel: str, chat_id: str, action: str, arg: str = "") -> str:
+    """The payload of a button in a message pushed to ``chat_id`` (version 0)."""
+    return sign(secret, push_owner(channel, chat_id), 0, action, arg)
 
 
 def verify(secret: bytes, owner: str, payload: str) -> ButtonPayload:

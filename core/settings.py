@@ -1,7 +1,7 @@
 """Configuration from ``PUFA_*`` environment variables or a ``.env`` file.
 
 Every variable in CONTRACT.md is a field here. :func:`load_settings` turns pydantic's
-validation errors into one :class:`~bot.errors.ConfigError` line that names the variable.
+validation errors into one :class:`~core.errors.ConfigError` line that names the variable.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from bot.errors import ConfigError
+from core.errors import ConfigError
 
 SHIPPED_LOCALES: tuple[str, ...] = ("zh_CN", "en")
 SECRET_FILE_NAME = "secret_key"

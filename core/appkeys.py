@@ -5,10 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.metrics import Metrics
-from bot.settings import Settings
+from core.feature import Catalogs
+from core.metrics import Metrics
+from core.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 METRICS = web.AppKey("metrics", Metrics)
+CATALOGS = web.AppKey("catalogs", Catalogs)
+"""Each feature's catalog, loaded once per app by the composition root."""

@@ -1,6 +1,7 @@
-"""Channel-agnostic message types, the numbered-options fallback and a collecting channel.
+"""Chat message types shared by channels, the dialog runtime, feature dialogs and the outbox.
 
-A channel adapter (Telegram, WeCom, console) turns each inbound platform event into one
+Channel-agnostic messages, the numbered-options fallback and a collecting channel. A channel
+adapter (Telegram, WeCom, console) turns each inbound platform event into one
 :class:`Inbound` and hands it to the dialog runtime, which answers with :class:`Reply` values.
 The adapter renders them: inline keyboards where the platform has buttons, numbered options
 (:func:`render_numbered`) where it does not. Adapters hold no business rules.

@@ -3,8 +3,8 @@
 ``pufa invite staff --township CODE`` / ``unit UNIT`` / ``coordinator`` create one with
 :func:`create_invite`; a person redeems it with ``/bind CODE`` or the deep link
 ``?start=b_CODE`` (:func:`redeem_invite`). Only an HMAC of the code is stored, so a database
-dump does not reveal usable codes. The later rota and volunteer features read the role and
-scope from :class:`~storage.models.ChatIdentity`.
+dump does not reveal usable codes. The rota and volunteer features read the role and scope
+from :class:`~storage.models.ChatIdentity`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from typing import Literal
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
-from bot.errors import PufaError
+from core.errors import PufaError
 from storage.models import AuditLog, ChatIdentity, Township, Unit
 from storage.models_dialogs import InviteCode
 
@@ -82,7 +83,7 @@ def hash_code(secret: bytes, code: str) -> str:
 async def _find_unit(session: AsyncSession, name_or_code: str) -> Unit:
     unit = (
         await session.execute(
-            select(Unit).where(or_(Unit.name == name_or_code, Unit.code == name_or_code))
+            select(Unit).where(or_(col(Unit.name) == name_or_code, col(Unit.code) == name_or_code))
         )
     ).scalar_one_or_none()
     if unit is None:
@@ -108,7 +109,7 @@ async def create_invite(
         if not township:
             raise PufaError("staff invites need --township CODE")
         found = (
-            await session.execute(select(Township).where(Township.code == township))
+            await session.execute(select(Township).where(col(Township.code) == township))
         ).scalar_one_or_none()
         if found is None:
             raise PufaError(f"no township with code {township!r}")
@@ -154,7 +155,7 @@ async def redeem_invite(
     """
     invite = (
         await session.execute(
-            select(InviteCode).where(InviteCode.code_hash == hash_code(secret, code))
+            select(InviteCode).where(col(InviteCode.code_hash) == hash_code(secret, code))
         )
     ).scalar_one_or_none()
     if invite is None:
@@ -165,14 +166,14 @@ async def redeem_invite(
         raise InviteProblem("expired")
     claimed = await session.execute(
         update(InviteCode)
-        .where(InviteCode.id == invite.id, InviteCode.used_at.is_(None))  # type: ignore[union-attr]
+        .where(col(InviteCode.id) == invite.id, col(InviteCode.used_at).is_(None))
         .values(used_at=now, used_by=identity_id)
     )
     if not claimed.rowcount:  # type: ignore[attr-defined]
         raise InviteProblem("used")
     await session.execute(
         update(ChatIdentity)
-        .where(ChatIdentity.id == identity_id)
+        .where(col(ChatIdentity.id) == identity_id)
         .values(role=invite.role, township_id=invite.township_id, unit_id=invite.unit_id)
     )
     scope_name = ""

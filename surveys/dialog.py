@@ -5,7 +5,7 @@ no keyboard, and the next question follows in a new message. Choice questions ar
 buttons (or, on channels without buttons, by typing the option's number); ``multiple`` questions
 toggle options and finish with *Done*; optional questions can be skipped; ``text`` questions
 take the next message. The completed response is stored through
-:func:`surveys.service.submit_response`, the same storage as the mobile page, under a keyed
+:func:`surveys.submission.submit_response`, the same storage as the mobile page, under a keyed
 pseudonym of the chat account — raw chat ids are never stored with answers.
 
 An invitation-only survey (:attr:`~surveys.schema.Survey.invitation_only`: the deputies' and
@@ -26,12 +26,25 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
+from sqlmodel import col
 
-from bot.dialogs.runtime import BAD_BUTTON, STALE_BUTTON, DialogRuntime, Step
-from bot.i18n import N_
+from core.dialog import BAD_BUTTON, STALE_BUTTON, DialogRegistry, Step
+from core.i18n import N_
 from storage.models import Township
+from storage.models_surveys import SurveyInvitation, SurveyResponse
 from surveys.engine import ErrorCode, next_question, progress, validate_answer
+from surveys.respondents import invitation_hash, pseudonym
 from surveys.schema import OPEN_AUDIENCES, Question, Survey, localized
+from surveys.state import survey_is_open
+from surveys.submission import (
+    AlreadyAnswered,
+    InvitationRequired,
+    SubmitError,
+    SurveyClosed,
+    TokenInvalid,
+    TokenUsed,
+    submit_response,
+)
 
 __all__ = ["SurveyFlow", "install", "respondent_for", "start_survey"]
 
@@ -50,7 +63,6 @@ _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{8,62}")
 
 def respondent_for(secret: bytes, channel: str, external_id: str) -> str:
     """The respondent pseudonym of a chat account (what is stored with its answers)."""
-    from surveys.service import pseudonym
 
     return pseudonym(secret, "chat", f"{channel}:{external_id}")
 
@@ -121,13 +133,13 @@ class SurveyFlow:
             step.update(m=sorted(ticked))
             self._ask(step, survey, question, kind="edit_source")
         elif action == "d" and question.type == "multiple":
-            ticked = sorted(step.state.get("m", []))
-            if not ticked and question.required:
+            chosen = sorted(step.state.get("m", []))
+            if not chosen and question.required:
                 step.say(step._("Please choose at least one option."))
                 return
-            codes = [question.options[i].code for i in ticked]
+            codes = [question.options[i].code for i in chosen]
             self._record(step, question, codes or None)
-            labels = "、".join(localized(question.options[i].label, step.locale) for i in ticked)
+            labels = "、".join(localized(question.options[i].label, step.locale) for i in chosen)
             skipped = step._("(skipped)")
             step.say(f"{qtext}\n✓ {labels or skipped}", kind="edit_source")
             await self._advance(step, survey)
@@ -212,15 +224,6 @@ class SurveyFlow:
         await self._complete(step, survey, answers)
 
     async def _complete(self, step: Step, survey: Survey, answers: Mapping[str, Any]) -> None:
-        from surveys.service import (
-            AlreadyAnswered,
-            InvitationRequired,
-            SubmitError,
-            SurveyClosed,
-            TokenInvalid,
-            TokenUsed,
-            submit_response,
-        )
 
         township = step.state.get("tw")
         token_hash = step.state.get("th")
@@ -278,7 +281,6 @@ async def start_survey(
     token (see :func:`_start_invitation_link`); without it the person is told the survey is by
     invitation.
     """
-    from surveys.service import survey_is_open
 
     flow = step.runtime.flows[FLOW]
     assert isinstance(flow, SurveyFlow)
@@ -297,7 +299,9 @@ async def start_survey(
         return
     if township is not None:
         found = (
-            await step.session.execute(select(Township.code).where(Township.code == township))
+            await step.session.execute(
+                select(col(Township.code)).where(col(Township.code) == township)
+            )
         ).scalar_one_or_none()
         township = found
     state: dict[str, Any] = {"s": code, "tw": township, "a": {}, "m": []}
@@ -309,13 +313,12 @@ async def start_survey(
 
 
 async def _already_answered(step: Step, code: str) -> bool:
-    from storage.models_surveys import SurveyResponse
 
     respondent = respondent_for(step.runtime.secret, step.inbound.channel, step.inbound.external_id)
     found = (
         await step.session.execute(
-            select(SurveyResponse.id).where(
-                SurveyResponse.survey == code, SurveyResponse.respondent == respondent
+            select(col(SurveyResponse.id)).where(
+                col(SurveyResponse.survey) == code, col(SurveyResponse.respondent) == respondent
             )
         )
     ).first()
@@ -327,7 +330,6 @@ async def _cmd_survey(step: Step, args: str) -> None:
     if code:
         await start_survey(step, code)
         return
-    from surveys.service import survey_is_open
 
     flow = step.runtime.flows[FLOW]
     assert isinstance(flow, SurveyFlow)
@@ -361,8 +363,6 @@ async def _start_survey_link(step: Step, rest: str) -> None:
 
 async def _start_invitation_link(step: Step, token: str) -> None:
     """``/start t_<token>``: open the survey of a single-use invitation token."""
-    from storage.models_surveys import SurveyInvitation
-    from surveys.service import invitation_hash
 
     if not _TOKEN_RE.fullmatch(token):
         step.say(step._("This invitation link is not valid."))
@@ -371,8 +371,10 @@ async def _start_invitation_link(step: Step, token: str) -> None:
     row = (
         await step.session.execute(
             select(
-                SurveyInvitation.survey, SurveyInvitation.township, SurveyInvitation.used_at
-            ).where(SurveyInvitation.token_hash == digest)
+                col(SurveyInvitation.survey),
+                col(SurveyInvitation.township),
+                col(SurveyInvitation.used_at),
+            ).where(col(SurveyInvitation.token_hash) == digest)
         )
     ).one_or_none()
     if row is None:
@@ -384,11 +386,11 @@ async def _start_invitation_link(step: Step, token: str) -> None:
     await start_survey(step, row.survey, row.township, token_hash=digest)
 
 
-def install(runtime: DialogRuntime, catalog: Mapping[str, Survey]) -> None:
+def install(registry: DialogRegistry, catalog: Mapping[str, Survey]) -> None:
     """Register the survey flow, ``/survey``, the ``s_`` and ``t_`` deep links and
     survey-picker buttons."""
-    runtime.add_flow(SurveyFlow(catalog))
-    runtime.add_command("survey", _cmd_survey)
-    runtime.add_start_payload("s", _start_survey_link)
-    runtime.add_start_payload(INVITATION_PAYLOAD, _start_invitation_link)
-    runtime.add_action("o", _act_open)
+    registry.add_flow(SurveyFlow(catalog))
+    registry.add_command("survey", _cmd_survey, N_("Take a satisfaction survey"))
+    registry.add_start_payload("s", _start_survey_link)
+    registry.add_start_payload(INVITATION_PAYLOAD, _start_invitation_link)
+    registry.add_action("o", _act_open)

@@ -26,21 +26,23 @@ Integrity rules enforced here:
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
-from storage.models_surveys import SurveyAnswer, SurveyInvitation, SurveyResponse, SurveyState
+from storage.models_surveys import SurveyAnswer, SurveyInvitation, SurveyResponse
+from storage.types import table_of
 from surveys.engine import AnswerError, normalize_answers, validate_submission
+from surveys.respondents import invitation_hash
 from surveys.schema import Survey
+from surveys.state import open_states
 
 __all__ = [
     "AlreadyAnswered",
@@ -53,49 +55,15 @@ __all__ = [
     "SurveyClosed",
     "TokenInvalid",
     "TokenUsed",
-    "invitation_hash",
-    "new_invitation_token",
-    "pseudonym",
     "request_fingerprint",
-    "state_is_open",
     "submit_many",
     "submit_response",
-    "survey_is_open",
-    "sync_catalog",
 ]
 
 
-_RESPONSES = SurveyResponse.__table__  # type: ignore[attr-defined]
-_ANSWERS = SurveyAnswer.__table__  # type: ignore[attr-defined]
-_INVITATIONS = SurveyInvitation.__table__  # type: ignore[attr-defined]
-
-
-# --------------------------------------------------------------------------------------------
-# Pseudonyms and tokens
-
-
-def pseudonym(secret: bytes, kind: str, value: str) -> str:
-    """A keyed pseudonym: hex HMAC-SHA256 of ``"{kind}:{value}"`` under the secret key.
-
-    ``kind`` separates namespaces: ``"chat"`` with ``f"{channel}:{external_id}"``, ``"token"``
-    with an invitation token, ``"web"`` with the H5 page's browser cookie. Without the key the
-    pseudonym cannot be linked back to the chat account.
-    """
-    return hmac.new(secret, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
-
-
-def invitation_hash(secret: bytes, token: str) -> str:
-    """What is stored for an invitation token (a keyed hash, not the token itself)."""
-    return pseudonym(secret, "invitation", token)
-
-
-def new_invitation_token() -> str:
-    """A fresh single-use invitation token: 16 characters of ``A-Z a-z 0-9 - _`` (96 bits)."""
-    return secrets.token_urlsafe(12)
-
-
-# --------------------------------------------------------------------------------------------
-# Errors and results
+_RESPONSES = table_of(SurveyResponse)
+_ANSWERS = table_of(SurveyAnswer)
+_INVITATIONS = table_of(SurveyInvitation)
 
 
 class SubmitError(Exception):
@@ -214,43 +182,6 @@ def request_fingerprint(item: Submission, errors: Mapping[str, AnswerError] | No
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-# --------------------------------------------------------------------------------------------
-# Open or closed
-
-
-def state_is_open(
-    status: str, opens_at: datetime | None, closes_at: datetime | None, now: datetime
-) -> bool:
-    """Whether a survey in ``status`` accepts answers at ``now``: ``closed`` never, ``open``
-    always (an operator opened it by hand, outside its window too), ``scheduled`` when
-    ``opens_at <= now < closes_at`` (an unset bound is no limit)."""
-    if status == "closed":
-        return False
-    if status == "open":
-        return True
-    if opens_at is not None and now < opens_at:
-        return False
-    return closes_at is None or now < closes_at
-
-
-async def survey_is_open(session: AsyncSession, code: str, now: datetime) -> bool:
-    """Whether survey ``code`` accepts answers at ``now`` (``False`` for an unknown code)."""
-    row = (
-        await session.execute(
-            select(SurveyState.status, SurveyState.opens_at, SurveyState.closes_at).where(
-                SurveyState.code == code
-            )
-        )
-    ).one_or_none()
-    if row is None:
-        return False
-    return state_is_open(row.status, row.opens_at, row.closes_at, now)
-
-
-# --------------------------------------------------------------------------------------------
-# Submitting
-
-
 async def submit_response(
     session: AsyncSession,
     survey: Survey,
@@ -300,15 +231,6 @@ async def submit_response(
     return outcome
 
 
-async def _open_states(session: AsyncSession, codes: set[str], now: datetime) -> dict[str, bool]:
-    rows = await session.execute(
-        select(
-            SurveyState.code, SurveyState.status, SurveyState.opens_at, SurveyState.closes_at
-        ).where(SurveyState.code.in_(codes))
-    )
-    return {r.code: state_is_open(r.status, r.opens_at, r.closes_at, now) for r in rows}
-
-
 async def submit_many(
     session: AsyncSession, items: Sequence[Submission]
 ) -> list[SubmitResult | SubmitError]:
@@ -327,19 +249,19 @@ async def submit_many(
     if not items:
         return []
     outcomes: list[SubmitResult | SubmitError | None] = [None] * len(items)
-    now_open = await _open_states(session, {i.survey.code for i in items}, items[0].now)
+    now_open = await open_states(session, {i.survey.code for i in items}, items[0].now)
 
     keyed = [(i.survey.code, i.idempotency_key) for i in items if i.idempotency_key]
     replays: dict[tuple[str, str], tuple[int, str | None, str | None]] = {}
     if keyed:
         rows = await session.execute(
             select(
-                SurveyResponse.survey,
-                SurveyResponse.idempotency_key,
-                SurveyResponse.id,
-                SurveyResponse.township,
-                SurveyResponse.request_hash,
-            ).where(SurveyResponse.idempotency_key.in_({k for _, k in keyed}))
+                col(SurveyResponse.survey),
+                col(SurveyResponse.idempotency_key),
+                col(SurveyResponse.id),
+                col(SurveyResponse.township),
+                col(SurveyResponse.request_hash),
+            ).where(col(SurveyResponse.idempotency_key).in_({k for _, k in keyed}))
         )
         for r in rows:
             replays[(r.survey, r.idempotency_key)] = (r.id, r.township, r.request_hash)
@@ -356,21 +278,21 @@ async def submit_many(
     if hashes:
         rows = await session.execute(
             select(
-                SurveyInvitation.id,
-                SurveyInvitation.token_hash,
-                SurveyInvitation.survey,
-                SurveyInvitation.township,
-                SurveyInvitation.used_at,
-            ).where(SurveyInvitation.token_hash.in_(hashes))
+                col(SurveyInvitation.id),
+                col(SurveyInvitation.token_hash),
+                col(SurveyInvitation.survey),
+                col(SurveyInvitation.township),
+                col(SurveyInvitation.used_at),
+            ).where(col(SurveyInvitation.token_hash).in_(hashes))
         )
         tokens = {r.token_hash: r for r in rows}
 
     answered: dict[tuple[str, str], int] = {}
     pairs = {(i.survey.code, i.respondent) for i in items}
     rows = await session.execute(
-        select(SurveyResponse.survey, SurveyResponse.respondent, SurveyResponse.id).where(
-            SurveyResponse.respondent.in_({r for _, r in pairs})
-        )
+        select(
+            col(SurveyResponse.survey), col(SurveyResponse.respondent), col(SurveyResponse.id)
+        ).where(col(SurveyResponse.respondent).in_({r for _, r in pairs}))
     )
     for r in rows:
         answered[(r.survey, r.respondent)] = r.id
@@ -512,47 +434,3 @@ async def _mark_tokens_used(session: AsyncSession, used: list[dict[str, Any]]) -
     if result.rowcount is not None and 0 <= result.rowcount < len(used):
         # Another writer used a token between our read and this write.
         raise IntegrityError("invitation already used", None, Exception("token used"))
-
-
-async def response_counts(session: AsyncSession) -> dict[str, int]:
-    """Stored responses per survey code."""
-    rows = await session.execute(
-        select(SurveyResponse.survey, func.count()).group_by(SurveyResponse.survey)
-    )
-    return {code: n for code, n in rows.all()}
-
-
-async def sync_catalog(session: AsyncSession, surveys: Mapping[str, Survey]) -> tuple[int, int]:
-    """Make ``survey_state`` match the catalog (titles, window); keep operators' open/closed.
-
-    Returns ``(created, updated)`` row counts. Surveys no longer in the catalog keep their row
-    (their responses stay scoreable).
-    """
-    existing = {
-        s.code: s
-        for s in (
-            await session.execute(select(SurveyState).where(SurveyState.code.in_(surveys)))
-        ).scalars()
-    }
-    created = updated = 0
-    for code, survey in surveys.items():
-        values = {
-            "title_zh": survey.title.get("zh_CN", code)[:200],
-            "title_en": survey.title.get("en", "")[:200],
-            "opens_at": survey.opens_at,
-            "closes_at": survey.closes_at,
-        }
-        row = existing.get(code)
-        if row is None:
-            session.add(SurveyState(code=code, status="scheduled", **values))
-            created += 1
-            continue
-        changed = False
-        for name, value in values.items():
-            if getattr(row, name) != value:
-                setattr(row, name, value)
-                changed = True
-        if changed:
-            updated += 1
-    await session.flush()
-    return created, updated

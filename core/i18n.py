@@ -1,8 +1,11 @@
 """Translations, locale negotiation and locale-aware formatting (Babel).
 
-Catalogs live in ``locales/<locale>/LC_MESSAGES/messages.po`` (compiled to ``.mo`` by
-``make i18n``; a missing or stale ``.mo`` is compiled in memory from the ``.po``). Source strings
-are English msgids marked with ``_()``; ``zh_CN`` is the default locale.
+Each feature keeps its own catalog, ``locales/<locale>/LC_MESSAGES/<domain>.po``: ``messages``
+for the kernel, the runtime and the channels, ``surveys`` for the survey feature, and so on
+(``tools/i18n.py`` maps source folders to domains). A locale's translations chain every domain,
+so code only ever asks for a message. ``make i18n`` compiles ``.mo`` files; a missing or stale
+``.mo`` is compiled in memory from its ``.po``. Source strings are English msgids marked with
+``_()`` / ``N_()``; ``zh_CN`` is the default locale.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal, format_percent
 
-from bot.settings import SHIPPED_LOCALES
+from core.settings import SHIPPED_LOCALES
 
 DEFAULT_LOCALE = "zh_CN"
 DOMAIN = "messages"
@@ -84,29 +87,47 @@ def negotiate_accept_language(header: str | None, default: str = DEFAULT_LOCALE)
     return default
 
 
-def _compile_po(po_path: Path, locale: str) -> _gettext.GNUTranslations:
+def _compile_po(po_path: Path, locale: str, domain: str) -> _gettext.GNUTranslations:
     with po_path.open("rb") as fh:
-        catalog = read_po(fh, locale=locale, domain=DOMAIN)
+        catalog = read_po(fh, locale=locale, domain=domain)
     buffer = io.BytesIO()
     write_mo(buffer, catalog)
     buffer.seek(0)
     return _gettext.GNUTranslations(buffer)
 
 
-@lru_cache(maxsize=8)
-def translations(locale: str) -> _gettext.NullTranslations:
-    """The gettext translations for a shipped locale (cached)."""
-    folder = LOCALES_DIR / locale / "LC_MESSAGES"
-    po_path = folder / f"{DOMAIN}.po"
-    mo_path = folder / f"{DOMAIN}.mo"
+def _domain_translations(folder: Path, domain: str, locale: str) -> _gettext.NullTranslations:
+    po_path = folder / f"{domain}.po"
+    mo_path = folder / f"{domain}.mo"
     if mo_path.exists() and (
         not po_path.exists() or mo_path.stat().st_mtime >= po_path.stat().st_mtime
     ):
         with mo_path.open("rb") as fh:
             return _gettext.GNUTranslations(fh)
     if po_path.exists():
-        return _compile_po(po_path, locale)
+        return _compile_po(po_path, locale, domain)
     return _gettext.NullTranslations()
+
+
+def domains(locale: str) -> list[str]:
+    """The catalog domains shipped for ``locale`` (``messages`` first)."""
+    folder = LOCALES_DIR / locale / "LC_MESSAGES"
+    names = {p.stem for p in folder.glob("*.po")} | {p.stem for p in folder.glob("*.mo")}
+    return sorted(names, key=lambda name: (name != DOMAIN, name))
+
+
+@lru_cache(maxsize=8)
+def translations(locale: str) -> _gettext.NullTranslations:
+    """The gettext translations for a shipped locale: every domain chained (cached)."""
+    folder = LOCALES_DIR / locale / "LC_MESSAGES"
+    chain: _gettext.NullTranslations | None = None
+    for domain in domains(locale):
+        found = _domain_translations(folder, domain, locale)
+        if chain is None:
+            chain = found
+        else:
+            chain.add_fallback(found)
+    return chain if chain is not None else _gettext.NullTranslations()
 
 
 class Translator:
@@ -147,6 +168,13 @@ class Translator:
         """A fraction as a percentage, e.g. 0.834 → ``83.4%``."""
         pattern = "#,##0." + "0" * digits + "%" if digits else "#,##0%"
         return format_percent(value, pattern, locale=self.babel_locale)
+
+
+@lru_cache(maxsize=16)
+def translator(locale: str | None) -> Translator:
+    """A shared :class:`Translator` per locale (it holds no per-person state, and building
+    one parses Babel locale data, which is too slow to repeat on every request)."""
+    return Translator(locale)
 
 
 def format_date_local(value: date, locale: str) -> str:

@@ -5,10 +5,14 @@
 
 from __future__ import annotations
 
-from bot.dialogs.invites import InviteProblem, normalize_code, redeem_invite
-from bot.dialogs.runtime import DialogRuntime, Step
+from bot.binding.invites import InviteProblem, normalize_code, redeem_invite
+from core.dialog import DialogRegistry, Step
+from core.i18n import N_
 
-__all__ = ["BindFlow", "install"]
+__all__ = ["BindFlow", "bind", "install"]
+
+_SEP = {"zh_CN": "", "en": " "}
+"""Between two sentences: Chinese ones end in 。 and need no space."""
 
 
 class BindFlow:
@@ -60,16 +64,18 @@ async def bind(step: Step, code_text: str) -> None:
     step.person.role = redeemed.role
     if redeemed.role == "staff":
         text = step._(
-            "Done: this account is now township staff of {township}. "
-            "Send /register to register legal liaisons.",
+            "Done: this account is now township staff of {township}.",
             township=redeemed.scope_name,
         )
+        if step.runtime.has_command("register"):
+            text += _SEP[step.locale] + step._("Send /register to register legal liaisons.")
     elif redeemed.role == "unit":
         text = step._(
-            "Done: this account now represents {unit} in the lecture rota. "
-            "Send /duty to see your turns.",
+            "Done: this account now represents {unit} in the lecture rota.",
             unit=redeemed.scope_name,
         )
+        if step.runtime.has_command("duty"):
+            text += _SEP[step.locale] + step._("Send /duty to see your turns.")
     else:
         text = step._(
             "Done: this account is now the rota coordinator and will receive escalations."
@@ -89,8 +95,8 @@ async def _start_bind(step: Step, rest: str) -> None:
     await bind(step, rest)
 
 
-def install(runtime: DialogRuntime) -> None:
-    """Register ``/bind``, the ``b_`` deep link and the flow on ``runtime``."""
-    runtime.add_flow(BindFlow())
-    runtime.add_command("bind", _cmd_bind)
-    runtime.add_start_payload("b", _start_bind)
+def install(registry: DialogRegistry, catalog: None = None) -> None:
+    """Register ``/bind``, the ``b_`` deep link and the flow."""
+    registry.add_flow(BindFlow())
+    registry.add_command("bind", _cmd_bind, N_("Link this account with an invite code"))
+    registry.add_start_payload("b", _start_bind)

@@ -10,8 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.context import METRICS, SETTINGS
-from bot.i18n import N_, Translator, negotiate, negotiate_accept_language
+from core.appkeys import METRICS, SETTINGS
+from core.i18n import N_, Translator, negotiate, negotiate_accept_language
 
 log = logging.getLogger(__name__)
 

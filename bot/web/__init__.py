@@ -1,1 +1,0 @@
-"""HTTP plumbing shared by every route: errors, locale, metrics middleware."""

@@ -1,0 +1,105 @@
+"""Whether a survey takes answers, and keeping ``survey_state`` in step with the catalog.
+
+A survey's row holds its answering window (from the YAML catalog, synced by
+:func:`sync_catalog`) and the operator's override (``pufa surveys open|close``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from storage.models_surveys import SurveyResponse, SurveyState
+from surveys.schema import Survey
+
+__all__ = ["open_states", "response_counts", "state_is_open", "survey_is_open", "sync_catalog"]
+
+
+def state_is_open(
+    status: str, opens_at: datetime | None, closes_at: datetime | None, now: datetime
+) -> bool:
+    """Whether a survey in ``status`` accepts answers at ``now``: ``closed`` never, ``open``
+    always (an operator opened it by hand, outside its window too), ``scheduled`` when
+    ``opens_at <= now < closes_at`` (an unset bound is no limit)."""
+    if status == "closed":
+        return False
+    if status == "open":
+        return True
+    if opens_at is not None and now < opens_at:
+        return False
+    return closes_at is None or now < closes_at
+
+
+async def survey_is_open(session: AsyncSession, code: str, now: datetime) -> bool:
+    """Whether survey ``code`` accepts answers at ``now`` (``False`` for an unknown code)."""
+    row = (
+        await session.execute(
+            select(
+                col(SurveyState.status), col(SurveyState.opens_at), col(SurveyState.closes_at)
+            ).where(col(SurveyState.code) == code)
+        )
+    ).one_or_none()
+    if row is None:
+        return False
+    return state_is_open(row.status, row.opens_at, row.closes_at, now)
+
+
+async def open_states(session: AsyncSession, codes: set[str], now: datetime) -> dict[str, bool]:
+    rows = await session.execute(
+        select(
+            col(SurveyState.code),
+            col(SurveyState.status),
+            col(SurveyState.opens_at),
+            col(SurveyState.closes_at),
+        ).where(col(SurveyState.code).in_(codes))
+    )
+    return {r.code: state_is_open(r.status, r.opens_at, r.closes_at, now) for r in rows}
+
+
+async def response_counts(session: AsyncSession) -> dict[str, int]:
+    """Stored responses per survey code."""
+    rows = await session.execute(
+        select(col(SurveyResponse.survey), func.count()).group_by(col(SurveyResponse.survey))
+    )
+    return {code: n for code, n in rows.all()}
+
+
+async def sync_catalog(session: AsyncSession, surveys: Mapping[str, Survey]) -> tuple[int, int]:
+    """Make ``survey_state`` match the catalog (titles, window); keep operators' open/closed.
+
+    Returns ``(created, updated)`` row counts. Surveys no longer in the catalog keep their row
+    (their responses stay scoreable).
+    """
+    existing = {
+        s.code: s
+        for s in (
+            await session.execute(select(SurveyState).where(col(SurveyState.code).in_(surveys)))
+        ).scalars()
+    }
+    created = updated = 0
+    for code, survey in surveys.items():
+        values: dict[str, Any] = {
+            "title_zh": survey.title.get("zh_CN", code)[:200],
+            "title_en": survey.title.get("en", "")[:200],
+            "opens_at": survey.opens_at,
+            "closes_at": survey.closes_at,
+        }
+        row = existing.get(code)
+        if row is None:
+            session.add(SurveyState(code=code, status="scheduled", **values))
+            created += 1
+            continue
+        changed = False
+        for name, value in values.items():
+            if getattr(row, name) != value:
+                setattr(row, name, value)
+                changed = True
+        if changed:
+            updated += 1
+    await session.flush()
+    return created, updated

@@ -1,11 +1,14 @@
 """Binding a chat account to a role with an invite code: ``/bind CODE`` or ``/start b_CODE``.
 
-``/bind`` without a code asks for it and waits for the next message.
+``/bind`` without a code asks for it and waits for the next message. A code redeemed in a
+group chat binds the person and the group: the group then receives the role's pushes too
+(a unit's reminders in the unit's group).
 """
 
 from __future__ import annotations
 
 from bot.binding.invites import InviteProblem, normalize_code, redeem_invite
+from bot.outbox.queue import set_push_target
 from core.dialog import DialogRegistry, Step
 from core.i18n import N_
 
@@ -62,6 +65,17 @@ async def bind(step: Step, code_text: str) -> None:
         step.say(messages[problem.reason])
         return
     step.person.role = redeemed.role
+    if step.inbound.chat_id != step.inbound.external_id:
+        await set_push_target(
+            step.session,
+            channel=step.inbound.channel,
+            address=step.inbound.chat_id,
+            role=redeemed.role,
+            unit_id=redeemed.unit_id,
+            township_id=redeemed.township_id,
+            locale=step.locale,
+            label=redeemed.scope_name,
+        )
     if redeemed.role == "staff":
         text = step._(
             "Done: this account is now township staff of {township}.",

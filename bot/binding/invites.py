@@ -68,6 +68,8 @@ class Redeemed:
 
     role: str
     scope_name: str
+    township_id: int | None = None
+    unit_id: int | None = None
 
 
 def normalize_code(text: str) -> str:
@@ -192,4 +194,4 @@ async def redeem_invite(
             detail={"invite_id": invite.id, "scope": scope_name},
         )
     )
-    return Redeemed(invite.role, scope_name)
+    return Redeemed(invite.role, scope_name, invite.township_id, invite.unit_id)

@@ -108,3 +108,10 @@ def _keep_headers(exc: web.HTTPException) -> dict[str, str]:
 
 def _wants_json(request: web.Request) -> bool:
     return not request.path.startswith(("/s/", "/admin"))
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The token of an ``Authorization: Bearer …`` header, or ``None``."""
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    presented = presented.strip()
+    return presented if scheme.lower() == "bearer" and presented else None

@@ -29,6 +29,7 @@ from core.appkeys import SESSIONS, SETTINGS
 from core.clock import utcnow
 from core.http import MAX_BODY, json_error, request_locale
 from core.i18n import N_, Translator, negotiate, translator
+from storage.api_tokens import authenticate
 from surveys.intake import (
     TOKEN_RE,
     field_errors,
@@ -53,10 +54,11 @@ from surveys.submission import (
     TokenInvalid,
     TokenUsed,
 )
-from surveys.tokens import RESULTS_ROLES, authenticate
 
 __all__ = ["API_ROUTES"]
 
+RESULTS_ROLES: frozenset[str] = frozenset({"admin", "analyst", "staff"})
+"""Roles that may read survey results (``staff`` only their own township's)."""
 MAX_IDEMPOTENCY_KEY = 128
 _CODE_RE = re.compile(r"[A-Za-z0-9-]{1,24}")
 _KEY_RE = re.compile(r"[\x21-\x7e]{1,128}")

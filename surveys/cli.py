@@ -23,6 +23,7 @@ from core.cli import catalogs, get_settings
 from core.clock import utcnow
 from core.errors import PufaError
 from core.i18n import negotiate
+from storage.api_tokens import create_api_token, list_api_tokens, revoke_api_token
 from storage.audit import record
 from storage.db import transaction
 from storage.models import Township
@@ -33,7 +34,6 @@ from surveys.reports import format_table, render_json, render_table, render_xlsx
 from surveys.results import compute_results
 from surveys.schema import CatalogError, Survey, load_catalog
 from surveys.state import response_counts, state_is_open, sync_catalog
-from surveys.tokens import create_api_token, list_api_tokens, revoke_api_token
 
 __all__ = ["commands"]
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -52,7 +52,7 @@ from core.settings import SHIPPED_LOCALES, Settings
 from storage.db import transaction
 from storage.models import ChatIdentity
 
-__all__ = ["DialogRuntime", "apology"]
+__all__ = ["AfterStep", "DialogRuntime", "apology"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,9 @@ BUILTIN_MENU: tuple[tuple[str, str], ...] = (
     ("help", N_("What I can do")),
 )
 """Commands every chat has, shown after the features' commands in the menu."""
+
+AfterStep = Callable[[AsyncSession, list[Reply]], Awaitable[None]]
+"""Work a channel adds to a step's transaction (queueing the replies in the outbox)."""
 
 LANGUAGE_NAMES: Mapping[str, str] = {"zh_CN": "中文", "en": "English"}
 
@@ -180,21 +183,26 @@ class DialogRuntime:
 
     # ------------------------------------------------------------------ handling
 
-    async def handle(self, inbound: Inbound) -> list[Reply]:
-        """Run one step for ``inbound`` and return the replies ([] for a redelivered event)."""
+    async def handle(self, inbound: Inbound, *, within: AfterStep | None = None) -> list[Reply]:
+        """Run one step for ``inbound`` and return the replies ([] for a redelivered event).
+
+        ``within(session, replies)``, if given, runs in the step's transaction after the
+        step, so a channel that delivers through the outbox queues the replies atomically with
+        the conversation state and the event's id.
+        """
         for attempt in range(_MAX_RETRIES):
             try:
                 if self._sqlite_lock is None:
-                    return await self._handle_once(inbound)
+                    return await self._handle_once(inbound, within)
                 async with self._sqlite_lock:
-                    return await self._handle_once(inbound)
+                    return await self._handle_once(inbound, within)
             except ConcurrentStep:
                 if attempt == _MAX_RETRIES - 1:
                     raise
                 log.info("conversation changed concurrently; retrying the event")
         raise AssertionError("unreachable")
 
-    async def _handle_once(self, inbound: Inbound) -> list[Reply]:
+    async def _handle_once(self, inbound: Inbound, within: AfterStep | None) -> list[Reply]:
         now = self.clock()
         async with transaction(self.sessions) as session:
             if inbound.event_id is not None and not await claim_event(
@@ -224,6 +232,8 @@ class DialogRuntime:
                 else:
                     step.state.pop(_BUTTON_KEY, None)
                 await save_state(session, person, step.flow, step.state, now)
+            if within is not None:
+                await within(session, step.replies)
             return step.replies
 
     async def _step(self, step: Step) -> None:

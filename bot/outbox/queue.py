@@ -41,6 +41,7 @@ __all__ = [
     "push_button",
     "recipients",
     "reply_of",
+    "retry_messages",
     "set_push_target",
 ]
 
@@ -160,6 +161,25 @@ async def cancel_pending(session: AsyncSession, keys: Sequence[str], now: dateti
         update(OutboxMessage)
         .where(col(OutboxMessage.dedupe_key).in_(keys), col(OutboxMessage.status) == "pending")
         .values(status="cancelled", last_error=f"cancelled at {now.isoformat()}")
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def retry_messages(
+    session: AsyncSession, now: datetime, *, ids: Sequence[int] = (), failed: bool = False
+) -> int:
+    """Send failed messages again (the ones in ``ids``, or every failed one): they become
+    pending, due now, with their attempts reset. Returns how many."""
+    condition = col(OutboxMessage.status) == "failed"
+    if not failed:
+        if not ids:
+            return 0
+        condition = condition & col(OutboxMessage.id).in_(ids)
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(condition)
+        .values(status="pending", attempts=0, next_attempt_at=now, lease_until=None)
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)

@@ -68,8 +68,8 @@ async def make_api_token(
     sessions: async_sessionmaker[AsyncSession], role: str = "analyst", township: str | None = None
 ) -> str:
     """Create a results-API bearer token."""
+    from storage.api_tokens import create_api_token
     from storage.db import transaction
-    from surveys.tokens import create_api_token
 
     async with transaction(sessions) as session:
         token, _ = await create_api_token(session, role, township=township, now=NOW)

@@ -1,11 +1,14 @@
-"""Bearer tokens for the results API: created by role, stored as hashes, revocable.
+"""Bearer tokens for the JSON API of every feature: created by role, stored as hashes, revocable.
 
 A token looks like ``pufa_<40 random characters>``; only its SHA-256 is stored, with the first
 characters (``prefix``) so an operator can recognise which token to revoke. Roles:
 
-- ``admin`` and ``analyst``: results of every survey, every township;
-- ``staff`` (bound to one township): results restricted to that township;
-- ``coordinator``: no access to results (rota escalations only).
+- ``admin`` and ``analyst``: every survey's results, every township's figures;
+- ``staff`` (bound to one township): that township only;
+- ``coordinator``: the lecture rota (no survey results).
+
+Each feature's API decides which roles may read what; :func:`authenticate` only says who the
+bearer is.
 """
 
 from __future__ import annotations
@@ -22,9 +25,6 @@ from storage.models_surveys import ApiToken
 
 ROLES: tuple[str, ...] = ("admin", "analyst", "coordinator", "staff")
 """The roles a token can have."""
-
-RESULTS_ROLES: frozenset[str] = frozenset({"admin", "analyst", "staff"})
-"""Roles that may read survey results."""
 
 TOKEN_PREFIX = "pufa_"
 

@@ -1,0 +1,75 @@
+"""What the outbox worker hands a channel, and how a channel says a send failed.
+
+The composition root gives the worker one :class:`Sender` per channel name (``telegram``,
+``wecom``, ``wecom_robot``…); the outbox never imports a channel. A sender delivers one
+:class:`OutboundItem` or raises:
+
+- :class:`TransientSendError` — worth trying again later (5xx, timeout, dropped connection,
+  a rate limit); ``retry_after`` is the wait the platform asked for, if it said;
+- :class:`PermanentSendError` — trying again cannot help (chat not found, bot blocked by the
+  user, a robot URL that no longer exists); the message fails at once.
+
+Any other exception is treated as transient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from core.messages import Reply
+
+__all__ = [
+    "OutboundItem",
+    "PermanentSendError",
+    "SendError",
+    "Sender",
+    "TransientSendError",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundItem:
+    """One claimed outbox message, as a sender sees it.
+
+    Attributes:
+        id: The outbox row id.
+        channel: The channel name the sender was registered for.
+        recipient: The address on that channel (chat id, WeCom user id, push target id).
+        locale: The language the message was rendered in.
+        reply: Text, buttons (signed for this chat) and links.
+        kind: ``notice``, ``reminder``, ``escalation``, ``nudge``, ``alert``, ``reply``…
+        attempts: Attempts made before this one.
+    """
+
+    id: int
+    channel: str
+    recipient: str
+    locale: str
+    reply: Reply
+    kind: str
+    attempts: int
+
+
+class SendError(Exception):
+    """A send that did not succeed."""
+
+
+class TransientSendError(SendError):
+    """Try again later; ``retry_after`` seconds if the platform said how long to wait."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentSendError(SendError):
+    """Trying again cannot help; the message fails now."""
+
+
+class Sender(Protocol):
+    """Delivers outbox messages on one channel."""
+
+    async def send(self, item: OutboundItem) -> None:
+        """Deliver ``item``, or raise a :class:`SendError`."""
+        ...

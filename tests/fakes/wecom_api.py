@@ -158,7 +158,9 @@ class FakeWeComApi:
         for m in self.messages_to(user):
             if m["msgtype"] == "template_card":
                 card = m["template_card"]
-                out.append(card.get("main_title", {}).get("title") or card.get("sub_title_text", ""))
+                out.append(
+                    card.get("main_title", {}).get("title") or card.get("sub_title_text", "")
+                )
             else:
                 out.append(m[m["msgtype"]]["content"])
         return out
@@ -294,7 +296,9 @@ class FakeWeComApi:
         while window and now - window[0] >= 60:
             window.popleft()
         if len(window) >= ROBOT_PER_MINUTE:
-            return self._answer(request, body, {"errcode": 45009, "errmsg": "api freq out of limit"})
+            return self._answer(
+                request, body, {"errcode": 45009, "errmsg": "api freq out of limit"}
+            )
         window.append(now)
         if body is None or body.get("msgtype") not in ("text", "markdown"):
             return self._answer(request, body, {"errcode": 40008, "errmsg": "invalid message type"})

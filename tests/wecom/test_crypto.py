@@ -57,9 +57,9 @@ def test_messages_encrypted_by_wechatpy_decrypt(message: str) -> None:
     theirs = WeChatCrypto("tok", key, "wwcorp01")
     sealed = xmltodict.parse(theirs.encrypt_message(message, "1234", "1700000000"))["xml"]
     ours = WeComCrypto("tok", key, "wwcorp01")
-    assert ours.decrypt_message(sealed["MsgSignature"], "1700000000", "1234", sealed["Encrypt"]) == (
-        message
-    )
+    assert ours.decrypt_message(
+        sealed["MsgSignature"], "1700000000", "1234", sealed["Encrypt"]
+    ) == (message)
 
 
 @pytest.mark.parametrize("message", MESSAGES)
@@ -76,7 +76,11 @@ def test_pufa_replies_decrypt_with_wechatpy(message: str) -> None:
 
 
 def test_signature_matches_wechatpy() -> None:
-    for parts in [("a", "b", "c", "d"), (TOKEN, "1409659589", "263014780", "Zz+/=="), ("", "", "", "")]:
+    for parts in [
+        ("a", "b", "c", "d"),
+        (TOKEN, "1409659589", "263014780", "Zz+/=="),
+        ("", "", "", ""),
+    ]:
         assert signature(*parts) == _get_signature(*parts)
 
 

@@ -61,7 +61,12 @@ async def test_survey_answered_in_wecom_is_stored(wecom: WeCom) -> None:
     assert _card_text(after_press[1]).startswith("(2/10)")
 
     # 2..5: the option's number, its words, a full-width number, words again
-    for typed, asked in [("2", "(3/10)"), ("非常满意", "(4/10)"), ("１", "(5/10)"), ("不了解", "(6/10)")]:
+    for typed, asked in [
+        ("2", "(3/10)"),
+        ("非常满意", "(4/10)"),
+        ("１", "(5/10)"),
+        ("不了解", "(6/10)"),
+    ]:
         sent = await wecom.chat(user, typed)
         assert _card_text(sent[-1]).startswith(asked), typed
     # 6..8: card buttons
@@ -119,9 +124,7 @@ async def test_survey_answered_in_wecom_is_stored(wecom: WeCom) -> None:
     }
     # every reply went through the outbox and was sent
     async with transaction(wecom.sessions) as session:
-        statuses = set(
-            (await session.execute(select(col(OutboxMessage.status)))).scalars().all()
-        )
+        statuses = set((await session.execute(select(col(OutboxMessage.status)))).scalars().all())
     assert statuses == {"sent"}
 
 

@@ -122,7 +122,9 @@ class WeComSender:
                 return
             except WeComError as exc:
                 if exc.errcode in RATE_LIMITED | TOKEN_ERRORS | RECIPIENT_ERRORS:
-                    raise _transient_or_permanent(exc, "message/send") from exc
+                    raise _transient_or_permanent(
+                        exc, f"message/send to {item.recipient!r}"
+                    ) from exc
                 log.warning(
                     "template card refused; sending text",
                     extra={"errcode": exc.errcode, "errmsg": exc.errmsg},
@@ -131,7 +133,7 @@ class WeComSender:
             try:
                 await self._post(item.recipient, "text", {"content": chunk})
             except WeComError as exc:
-                raise _transient_or_permanent(exc, "message/send") from exc
+                raise _transient_or_permanent(exc, f"message/send to {item.recipient!r}") from exc
 
 
 class RobotLimiter:
@@ -218,4 +220,4 @@ class RobotSender:
         except WeComUnreachable as exc:
             raise TransientSendError(f"WeCom unreachable: {exc}") from exc
         except WeComError as exc:
-            raise _transient_or_permanent(exc, "webhook/send") from exc
+            raise _transient_or_permanent(exc, f"robot {item.recipient!r}") from exc

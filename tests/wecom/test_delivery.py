@@ -222,3 +222,20 @@ async def test_long_text_is_split_under_wecom_limit(wecom: WeCom) -> None:
     assert len(parts) > 1
     assert all(len(p.encode()) <= 2048 for p in parts)
     assert "\n".join(parts) == text
+
+
+async def test_refused_credentials_are_retried_later_and_shown_in_health(wecom: WeCom) -> None:
+    await wecom.chat("u5", "help")
+    wecom.fake.secret = "rotated-in-the-admin-console"
+    wecom.fake.revoke_tokens()
+    await wecom.say("u5", "lang")  # a reply that is a template card
+    sends_before = len(wecom.fake.calls_to("message/send"))
+    tokens_before = wecom.fake.token_requests
+    errors = await wecom.deliver()
+    assert len(errors) == 1
+    assert isinstance(errors[0], TransientSendError) and "40001" in str(errors[0])
+    # one card attempt (40014), then the token fetch failed: no text fallback was tried
+    assert len(wecom.fake.calls_to("message/send")) == sends_before + 1
+    assert wecom.fake.token_requests == tokens_before + 1
+    health = await (await wecom.client.get("/healthz")).json()
+    assert health == {"status": "ok", "db": "ok", "wecom": "error 40001"}

@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 __all__ = [
     "RATE_LIMITED",
@@ -42,11 +43,15 @@ _TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5)
 class WeComError(Exception):
     """WeCom answered with an error code."""
 
-    def __init__(self, errcode: int, errmsg: str, data: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, errcode: int, errmsg: str, data: dict[str, Any] | None = None, path: str = ""
+    ) -> None:
         super().__init__(f"WeCom error {errcode}: {errmsg}")
         self.errcode = errcode
         self.errmsg = errmsg
         self.data = data or {}
+        self.path = path
+        """The API path that answered (``/cgi-bin/gettoken``, ``/cgi-bin/message/send``…)."""
 
 
 class WeComUnreachable(Exception):
@@ -118,7 +123,7 @@ class WeComApi:
             errcode = -1
         if errcode:
             self._track(track, f"error {errcode}")
-            raise WeComError(errcode, str(data.get("errmsg", "")), data)
+            raise WeComError(errcode, str(data.get("errmsg", "")), data, path=URL(url).path)
         self._track(track, "ok")
         return data
 
@@ -143,9 +148,13 @@ class WeComApi:
                 body=None,
             )
             token = str(data.get("access_token") or "")
-            if not token:
-                raise WeComUnreachable("gettoken gave no access_token")
-            expires_in = float(data.get("expires_in") or 7200)
+            try:
+                expires_in = float(data.get("expires_in") or 7200)
+            except (TypeError, ValueError):
+                expires_in = 0.0
+            if not token or expires_in <= 0:
+                self.state = "unreachable"
+                raise WeComUnreachable("gettoken gave no usable access_token")
             self._token = token
             self._token_expires = self._clock() + max(expires_in - _TOKEN_MARGIN, 1.0)
             log.info("wecom access token fetched", extra={"expires_in": expires_in})

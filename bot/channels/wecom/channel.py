@@ -213,6 +213,8 @@ class WeComChannel:
                 "PUFA_WECOM_SECRET)",
                 extra={"errcode": exc.errcode, "errmsg": exc.errmsg},
             )
+        except Exception:
+            log.exception("checking the WeCom credentials failed")
         else:
             log.info("WeCom access token fetched")
 

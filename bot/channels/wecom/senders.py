@@ -121,7 +121,10 @@ class WeComSender:
                 await self._post(item.recipient, "template_card", card)
                 return
             except WeComError as exc:
-                if exc.errcode in RATE_LIMITED | TOKEN_ERRORS | RECIPIENT_ERRORS:
+                refused_card = exc.path.endswith("/message/send") and exc.errcode not in (
+                    RATE_LIMITED | TOKEN_ERRORS | RECIPIENT_ERRORS
+                )
+                if not refused_card:
                     raise _transient_or_permanent(
                         exc, f"message/send to {item.recipient!r}"
                     ) from exc

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -76,7 +77,7 @@ class WeComApi:
         secret: str,
         session: aiohttp.ClientSession,
         *,
-        clock: Any = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api_base = api_base.rstrip("/")
         self._corp_id = corp_id

@@ -25,8 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.binding.feature import FEATURE as BINDING
 from bot.channels.telegram import WEBHOOK_PATH, telegram_ctx, webhook_view
+from bot.channels.wecom import WECOM, config_problems, status_line
+from bot.channels.wecom import install as install_wecom
 from bot.dialogs import DIALOGS, DialogRuntime
 from bot.dialogs.store import prune
+from bot.outbox.sender import Sender
 from core.appkeys import CATALOGS, ENGINE, METRICS, SESSIONS, SETTINGS
 from core.clock import Clock, utcnow
 from core.feature import Catalogs, Feature, PeriodicTask, SeedContext, SeedReport, TaskContext
@@ -42,6 +45,7 @@ __all__ = [
     "FEATURES",
     "banner_lines",
     "build_runtime",
+    "channel_senders",
     "create_app",
     "seed_all",
 ]
@@ -106,7 +110,20 @@ def banner_lines(settings: Settings, catalogs: Catalogs) -> list[str]:
             lines.extend(feature.banner(settings, catalogs.of(feature)))
     if settings.telegram_enabled:
         lines.append(f"  telegram: {settings.telegram_mode} mode")
+    wecom = status_line(settings)
+    if wecom is not None:
+        lines.append(wecom)
     return lines
+
+
+def channel_senders(app: web.Application) -> dict[str, Sender]:
+    """The outbox senders of the chat channels that are on, by outbox channel name
+    (``wecom``, ``wecom_robot``), for the outbox worker. Call it once the app has started
+    (from a cleanup context appended after the channels')."""
+    senders: dict[str, Sender] = {}
+    if WECOM in app:
+        senders.update(app[WECOM].senders())
+    return senders
 
 
 def _periodic_tasks() -> list[PeriodicTask]:
@@ -187,10 +204,14 @@ def _tasks_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """``200 {"status":"ok","db":"ok"}``, or 503 when the database does not answer."""
+    """``200 {"status":"ok","db":"ok"}``, or 503 when the database does not answer; with
+    WeCom on, ``"wecom"`` says how its last API call went (an unreachable WeCom is still 200)."""
+    channels = {}
+    if WECOM in request.app:
+        channels["wecom"] = request.app[WECOM].state
     if await ping(request.app[ENGINE]):
-        return web.json_response({"status": "ok", "db": "ok"})
-    return web.json_response({"status": "error", "db": "unreachable"}, status=503)
+        return web.json_response({"status": "ok", "db": "ok", **channels})
+    return web.json_response({"status": "error", "db": "unreachable", **channels}, status=503)
 
 
 async def metrics_view(request: web.Request) -> web.Response:
@@ -216,5 +237,9 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> web.Application:
         app.cleanup_ctx.append(telegram_ctx)
         if settings.telegram_mode == "webhook":
             app.router.add_post(WEBHOOK_PATH, webhook_view)
+    if not config_problems(settings):
+        install_wecom(app, settings)
+    elif (line := status_line(settings)) is not None:
+        log.warning(line.strip())
     app.cleanup_ctx.append(_tasks_ctx(clock))
     return app

@@ -37,6 +37,7 @@ DOMAINS: dict[str, str] = {
     "bot/volunteers": "volunteers",
     "bot/outbox": "outbox",
     "bot/web": "console",
+    "bot/channels/wecom": "wecom",
 }
 """Source folder (relative to the project) → catalog domain; the longest match wins."""
 KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)}

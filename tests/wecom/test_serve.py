@@ -1,0 +1,122 @@
+"""``pufa serve`` as an operator runs it, with WeCom configured: a real process, real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tests.fakes.wecom_api import WeComCallbacks, random_aes_key
+
+PUFA = [sys.executable, "-m", "bot"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _serve(cwd: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+    port = _free_port()
+    full = {k: v for k, v in os.environ.items() if not k.startswith("PUFA_")}
+    full.update({"PUFA_LOG_FORMAT": "text", **env})
+    proc = subprocess.Popen(
+        [*PUFA, "serve", "--port", str(port)],
+        cwd=cwd,
+        env=full,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return proc, port
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            _, err = proc.communicate(timeout=30)
+            raise AssertionError(f"pufa serve did not start: {err[-2000:]}")
+        time.sleep(0.2)
+
+
+def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    try:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    return out, err
+
+
+def test_serve_with_wecom_unreachable_starts_answers_callbacks_and_stops(
+    db_url: str, tmp_path: Path
+) -> None:
+    aes_key = random_aes_key()
+    env = {
+        "PUFA_DATABASE_URL": db_url,
+        "PUFA_WECOM_CORP_ID": "wwpufaserve",
+        "PUFA_WECOM_AGENT_ID": "1000002",
+        "PUFA_WECOM_SECRET": "secret",
+        "PUFA_WECOM_TOKEN": "servetoken",
+        "PUFA_WECOM_AES_KEY": aes_key,
+        "PUFA_WECOM_API_BASE": "http://127.0.0.1:1",  # nothing listens there
+    }
+    proc, port = _serve(tmp_path, env)
+    try:
+        callbacks = WeComCallbacks("servetoken", aes_key, "wwpufaserve")
+        params, body = callbacks.encrypt(callbacks.text("zhang", "help"))
+        query = "&".join(f"{k}={v}" for k, v in params.items())
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/wecom/callback?{query}", data=body, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200 and response.read() == b""
+        deadline = time.monotonic() + 20
+        while True:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+                health = json.loads(r.read())
+            if health.get("wecom") == "unreachable" or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert health == {"status": "ok", "db": "ok", "wecom": "unreachable"}
+    finally:
+        out, _ = _stop(proc)
+    assert "wecom:    callback http://127.0.0.1:8080/wecom/callback" in out
+    assert "shutting down" in out
+
+
+def test_serve_says_why_wecom_is_off_when_partly_configured(db_url: str, tmp_path: Path) -> None:
+    env = {
+        "PUFA_DATABASE_URL": db_url,
+        "PUFA_WECOM_CORP_ID": "wwpufaserve",
+        "PUFA_WECOM_SECRET": "secret",
+    }
+    proc, port = _serve(tmp_path, env)
+    try:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/wecom/callback", data=b"<xml/>", method="POST"
+        )
+        try:
+            urllib.request.urlopen(request, timeout=10)
+            raise AssertionError("the callback should not exist")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 404
+    finally:
+        out, err = _stop(proc)
+    line = "wecom:    off — PUFA_WECOM_AGENT_ID, PUFA_WECOM_TOKEN, PUFA_WECOM_AES_KEY not set"
+    assert line in out
+    assert "PUFA_WECOM_AGENT_ID, PUFA_WECOM_TOKEN, PUFA_WECOM_AES_KEY not set" in err

@@ -173,14 +173,28 @@ async def _token_state(request: web.Request, survey: Survey, token: str) -> str:
     return "used" if row.used_at is not None else "ok"
 
 
+def question_numbers(survey: Survey) -> dict[str, str]:
+    """The number shown before each question: ``1``, ``2``, … for the questions everybody
+    answers, and ``2.1``, ``2.2``, … for follow-ups (``show_if``) after question 2. A hidden
+    follow-up therefore leaves no gap (1, 2, 3), and a shown one reads as part of the question
+    before it (1, 2, 2.1, 3), with or without the CSS that hides it."""
+    numbers: dict[str, str] = {}
+    main = sub = 0
+    for question in survey.questions:
+        if question.show_if is None or main == 0:
+            main, sub = main + 1, 0
+            numbers[question.code] = str(main)
+        else:
+            sub += 1
+            numbers[question.code] = f"{main}.{sub}"
+    return numbers
+
+
 def _questions_view(
     survey: Survey, locale: str, answers: dict[str, Any], errors: dict[str, str]
 ) -> list[dict[str, Any]]:
     items = []
-    # Shown numbers come from a CSS counter over the visible questions, so a question hidden by
-    # its show_if leaves no gap; these static numbers are right when every question shows (a
-    # browser without :has(), the only one that shows the "answer only if" hints).
-    numbers = {q.code: i for i, q in enumerate(survey.questions, start=1)}
+    numbers = question_numbers(survey)
     for question in survey.questions:
         value = answers.get(question.code)
         chosen = set(value) if isinstance(value, list) else ({value} if value else set())
@@ -194,7 +208,7 @@ def _questions_view(
             ]
             cond = {
                 "question": question.show_if.question,
-                "number": numbers.get(question.show_if.question, 0),
+                "number": numbers.get(question.show_if.question, ""),
                 "options": question.show_if.in_,
                 "labels": labels,
             }

@@ -262,3 +262,13 @@ async def test_submissions_are_counted_in_metrics(client: Any, sessions: Any) ->
     body = await (await client.get("/metrics")).text()
     assert 'pufa_survey_responses_total{channel="h5",survey="fazhi-2026"} 1.0' in body
     assert 'pufa_survey_responses_total{channel="api",survey="fazhi-2026"} 1.0' in body
+
+
+async def test_follow_up_questions_leave_no_gap_in_the_numbering(
+    client: Any, sessions: Any
+) -> None:
+    await opened(client, sessions)
+    (token,) = await make_invitations(sessions, 1, survey="deputies-2026")
+    html = await (await client.get(f"/s/deputies-2026?t={token}")).text()
+    assert re.findall(r'<span class="n">([\d.]+)\.</span>', html) == ["1", "2", "2.1", "3"]
+    assert "在第2题中选择" in html or "第2题" in html  # the fallback hint names question 2

@@ -125,7 +125,7 @@ def surveys_list(ctx: click.Context, fmt: str) -> None:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
 
-    table = [["code", "title", "status", "open now", "window", "responses"]]
+    table = [["code", "title", "status", "open now", "window", "responses", "sample"]]
     for r in rows:
         window = f"{(r['opens_at'] or '…')[:10]} – {(r['closes_at'] or '…')[:10]}"
         table.append(
@@ -136,9 +136,10 @@ def surveys_list(ctx: click.Context, fmt: str) -> None:
                 "yes" if r["open"] else "no",
                 window,
                 str(r["responses"]),
+                str(r["sample_responses"]),
             ]
         )
-    click.echo(format_table(table, right={5}))
+    click.echo(format_table(table, right={5, 6}))
 
 
 def _set_status(ctx: click.Context, code: str, status: str) -> None:

@@ -129,7 +129,7 @@ async def _fill(database_url: str, stored: int) -> None:
         await engine.dispose()
 
 
-async def _tokens(database_url: str, count: int) -> list[str]:
+async def _tokens(database_url: str, count: int, batches: int) -> list[str]:
     from sqlalchemy import update
 
     from storage.db import create_engine, session_factory, transaction
@@ -143,9 +143,13 @@ async def _tokens(database_url: str, count: int) -> list[str]:
             await session.execute(
                 update(SurveyState).where(SurveyState.code == SURVEY).values(status="open")
             )
-            _, tokens = await create_invitations(
-                session, SECRET.encode(), SURVEY, township=None, count=count, now=utcnow()
-            )
+            tokens: list[str] = []
+            for n in range(batches):  # at most 100,000 a batch
+                _, made = await create_invitations(
+                    session, SECRET.encode(), SURVEY, township=None, count=count, now=utcnow(),
+                    batch=f"bench-{n}",
+                )  # fmt: skip
+                tokens.extend(made)
     finally:
         await engine.dispose()
     return tokens
@@ -227,7 +231,7 @@ def main() -> None:
                 asyncio.run(_fill(url, STORED))
                 print(f"stored {STORED:,} responses in {time.perf_counter() - started:.0f} s",
                       flush=True)  # fmt: skip
-            tokens = asyncio.run(_tokens(url, TOKENS_PER_RUN * ROUNDS))
+            tokens = asyncio.run(_tokens(url, TOKENS_PER_RUN, ROUNDS))
             files = []
             for r in range(ROUNDS):
                 path = workdir / f"{name}-tokens-{r}.txt"

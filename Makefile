@@ -7,7 +7,7 @@ PO     := $(wildcard locales/*/LC_MESSAGES/*.po)
 MO     := locales/.compiled
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench i18n lock clean browser
+.PHONY: run test lint bench i18n lock clean browser wrk
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "pufa needs Python 3.11 or newer"'
@@ -54,8 +54,20 @@ lint: $(STAMP)
 i18n: $(STAMP)
 	$(BIN)/python tools/i18n.py update
 
+## make wrk: install Debian's wrk (the HTTP load generator of the benchmarks), once
+wrk:
+	@if command -v wrk >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo -n"; fi; \
+	  echo "installing wrk with apt-get"; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null >/dev/null && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	    wrk </dev/null >/dev/null \
+	  || echo "could not install wrk; bench_stored is skipped"; \
+	else echo "no apt-get: install wrk by hand for bench_stored"; fi
+
 ## make bench: print throughput and latency figures (not pass/fail)
-bench: $(STAMP) $(MO)
+bench: $(STAMP) $(MO) wrk
 	$(BIN)/python -m bench
 
 ## make lock: re-pin every dependency after changing pyproject.toml

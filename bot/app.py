@@ -68,9 +68,10 @@ def build_runtime(
     catalogs: Catalogs,
     *,
     clock: Clock = utcnow,
+    metrics: Metrics | None = None,
 ) -> DialogRuntime:
     """The dialog runtime with every feature's dialogs registered."""
-    runtime = DialogRuntime(sessions, settings, clock=clock)
+    runtime = DialogRuntime(sessions, settings, clock=clock, metrics=metrics)
     for feature in FEATURES:
         if feature.dialogs is not None:
             feature.dialogs(runtime, catalogs.of(feature))
@@ -161,7 +162,9 @@ def _database_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[Non
 
 def _dialogs_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        app[DIALOGS] = build_runtime(app[SETTINGS], app[SESSIONS], app[CATALOGS], clock=clock)
+        app[DIALOGS] = build_runtime(
+            app[SETTINGS], app[SESSIONS], app[CATALOGS], clock=clock, metrics=app[METRICS]
+        )
         yield
 
     return ctx

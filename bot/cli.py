@@ -126,8 +126,14 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 @click.option("--demo", is_flag=True, help="Also add sample townships, villages and data.")
 @click.pass_context
 def seed(ctx: click.Context, demo: bool) -> None:
-    """Load the built-in catalog (idempotent); --demo adds sample data."""
+    """Load the built-in catalog (idempotent); --demo adds sample data (refused when
+    PUFA_ENV=production: demo answers never go into a production database)."""
     settings = get_settings(ctx)
+    if demo and settings.env == "production":
+        raise PufaError(
+            "refusing --demo with PUFA_ENV=production: sample data never goes into a"
+            " production database"
+        )
     loaded = catalogs(ctx)
 
     async def body(sessions: async_sessionmaker[AsyncSession]) -> SeedReport:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import payloads
 from core.i18n import N_, Translator
 from core.messages import Button, Inbound, Link, Reply, ReplyKind
+from core.metrics import Metrics
 from core.settings import Settings
 
 __all__ = [
@@ -110,6 +111,11 @@ class DialogHost(Protocol):
         """Registered flows by name."""
         ...
 
+    @property
+    def metrics(self) -> Metrics | None:
+        """The process's metrics (``None`` where nothing collects them, e.g. ``pufa chat``)."""
+        ...
+
     def has_command(self, name: str) -> bool:
         """Whether a command word is registered (features mention only what exists)."""
         ...
@@ -158,6 +164,7 @@ class Step:
     dirty: bool = False
     replies: list[Reply] = field(default_factory=list)
     buttons_shown: list[str] = field(default_factory=list)
+    committed: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def locale(self) -> str:
@@ -187,13 +194,24 @@ class Step:
         buttons: Sequence[Sequence[Button]] = (),
         links: Sequence[Link] = (),
         kind: ReplyKind = "send",
+        *,
+        numbered: bool = True,
     ) -> None:
-        """Queue a reply; buttons shown last are what a typed number refers to."""
+        """Queue a reply; buttons shown last are what a typed number refers to.
+
+        With ``numbered=False`` a typed number chooses none of these buttons (nor any shown
+        before): for buttons beside a free-text answer, where ``1`` is an answer.
+        """
         rows = tuple(tuple(row) for row in buttons)
-        reply = Reply(text, rows, tuple(links), kind)
+        reply = Reply(text, rows, tuple(links), kind, numbered)
         if rows:
-            self.buttons_shown = [b.payload for b in reply.flat_buttons]
+            self.buttons_shown = [b.payload for b in reply.flat_buttons] if numbered else []
         self.replies.append(reply)
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the step's transaction has committed (not if it rolls back):
+        for counting what was stored, e.g. a survey response."""
+        self.committed.append(callback)
 
     def begin(self, flow: str, state: dict[str, Any]) -> None:
         """Make ``flow`` the current conversation with a fresh ``state``."""

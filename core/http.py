@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
 
 from core.appkeys import METRICS, SETTINGS
 from core.i18n import N_, Translator, negotiate, negotiate_accept_language
+from core.settings import IPNetwork
 
 log = logging.getLogger(__name__)
 
@@ -115,3 +117,51 @@ def bearer_token(request: web.Request) -> str | None:
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     presented = presented.strip()
     return presented if scheme.lower() == "bearer" and presented else None
+
+
+def _parse_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    text = text.strip()
+    if text.startswith("[") and "]" in text:  # "[2001:db8::1]:443"
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # "203.0.113.7:51234"
+        text = text.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _trusted(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, proxies: Sequence[IPNetwork]
+) -> bool:
+    return any(address.version == net.version and address in net for net in proxies)
+
+
+def client_address(request: web.Request, trusted_proxies: Sequence[IPNetwork] = ()) -> str:
+    """The address of the client that sent ``request``, for limits and logs.
+
+    The peer address, unless the peer is one of ``trusted_proxies`` (``PUFA_TRUSTED_PROXIES``):
+    then ``X-Forwarded-For`` is read from the right, skipping the trusted proxies, and the
+    first address that is not one of them is the client. ``X-Forwarded-For`` from any other
+    peer is ignored, so a client cannot choose its own address by sending the header. A
+    malformed entry ends the walk at the last address believed.
+    """
+    peer_text = request.remote or ""
+    peer = _parse_address(peer_text)
+    if peer is None:
+        return peer_text or "unknown"
+    if not trusted_proxies or not _trusted(peer, trusted_proxies):
+        return str(peer)
+    client = peer
+    hops = [h for v in request.headers.getall("X-Forwarded-For", []) for h in v.split(",")]
+    for hop in reversed(hops):
+        address = _parse_address(hop)
+        if address is None:
+            break
+        client = address
+        if not _trusted(address, trusted_proxies):
+            break
+    return str(client)

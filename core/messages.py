@@ -59,12 +59,17 @@ class Reply:
         buttons: Rows of buttons (one button per row reads best on phones).
         links: Links shown with the message.
         kind: ``send`` or ``edit_source`` (see :data:`ReplyKind`).
+        numbered: Whether a typed number chooses one of the buttons (on channels without
+            buttons they are listed as ``1. label``). ``False`` for buttons beside a free-text
+            answer, such as *Skip*, so that typing ``1`` is an answer and not a press; they are
+            listed as ``[label]`` and chosen by typing the label.
     """
 
     text: str
     buttons: tuple[tuple[Button, ...], ...] = ()
     links: tuple[Link, ...] = ()
     kind: ReplyKind = "send"
+    numbered: bool = True
 
     @property
     def flat_buttons(self) -> list[Button]:
@@ -118,7 +123,7 @@ def render_numbered(reply: Reply, *, start: int = 1) -> str:
     """
     lines = [reply.text] if reply.text else []
     for number, button in enumerate(reply.flat_buttons, start=start):
-        lines.append(f"{number}. {button.label}")
+        lines.append(f"{number}. {button.label}" if reply.numbered else f"[{button.label}]")
     for link in reply.links:
         lines.append(f"{link.label}: {link.url}")
     return "\n".join(lines)

@@ -6,20 +6,23 @@ validation errors into one :class:`~core.errors.ConfigError` line that names the
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from core.errors import ConfigError
 
 SHIPPED_LOCALES: tuple[str, ...] = ("zh_CN", "en")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+"""An address or network of ``PUFA_TRUSTED_PROXIES`` (a single address is a /32 or /128)."""
 SECRET_FILE_NAME = "secret_key"
 
 _DRIVER_ALIASES = {
@@ -44,7 +47,16 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
-    public_url: str = "http://127.0.0.1:8080"
+    public_url: str = Field(
+        default="", description="base of links and QR codes; default http://{host}:{port}"
+    )
+    trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="reverse proxies whose X-Forwarded-For is believed: addresses or networks,"
+        " separated by commas or spaces",
+    )
+    open_link_per_respondent_per_minute: float = Field(default=10.0, gt=0, le=100_000)
+    open_link_per_address_per_minute: float = Field(default=600.0, gt=0, le=1_000_000)
     timezone: str = "Asia/Shanghai"
     default_locale: str = "zh_CN"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -102,15 +114,35 @@ class Settings(BaseSettings):
                 return shipped
         raise ValueError(f"unknown locale {value!r}; shipped: {', '.join(SHIPPED_LOCALES)}")
 
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part for part in value.replace(",", " ").split() if part]
+        if isinstance(value, list | tuple):
+            networks = []
+            for item in value:
+                try:
+                    networks.append(ipaddress.ip_network(str(item).strip(), strict=False))
+                except ValueError as exc:
+                    raise ValueError(f"not an address or network: {item!r}") from exc
+            return networks
+        return value
+
     @field_validator("public_url", "telegram_api_base", "wecom_api_base")
     @classmethod
     def _check_http_url(cls, value: str) -> str:
+        if value == "":
+            return value  # public_url: derived from host and port below
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must start with http:// or https://, got {value!r}")
         return value.rstrip("/") if not value.endswith("/bot") else value
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
+        if not self.public_url:
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            self.public_url = f"http://{host}:{self.port}"
         if self.env == "production" and self.secret_key is None:
             raise ValueError("PUFA_SECRET_KEY is required when PUFA_ENV=production")
         if (

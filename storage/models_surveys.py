@@ -8,8 +8,9 @@
   survey; an ``Idempotency-Key`` is unique per survey so a retried submission is recognised, and
   ``request_hash`` (a fingerprint of the submission) tells a retry from a reused key.
 - ``survey_answer``: one row per answered option (a multiple-choice answer gives several rows,
-  a free-text answer one row with ``text``). Survey, township and channel are copied from the
-  response so that results are one ``GROUP BY`` over a covering index, without a join.
+  a free-text answer one row with ``text``). Survey, township, channel and the ``sample`` mark
+  are copied from the response so that results (real answers only, unless sample answers are
+  asked for) are one ``GROUP BY`` over a covering index, without a join.
 - ``survey_invitation``: single-use invitation tokens, stored as keyed hashes, per township and
   batch.
 - ``api_token``: bearer tokens for the results API, stored as hashes, by role, revocable.
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from storage.models import CODE_MAX, ts_field
@@ -75,7 +76,7 @@ class SurveyAnswer(SQLModel, table=True):
 
     __tablename__ = "survey_answer"
     __table_args__ = (
-        Index("ix_answer_agg", "survey", "question", "value", "township", "channel"),
+        Index("ix_answer_agg", "survey", "question", "value", "township", "channel", "sample"),
         Index("ix_answer_response", "response_id"),
     )
 
@@ -87,6 +88,11 @@ class SurveyAnswer(SQLModel, table=True):
     text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     township: str | None = Field(default=None, max_length=CODE_MAX)
     channel: str = Field(max_length=16)
+    sample: bool = Field(
+        default=False,
+        sa_column_kwargs={"server_default": false()},
+        description="demo data (copied from the response); never counted unless asked",
+    )
 
 
 class SurveyInvitation(SQLModel, table=True):

@@ -11,6 +11,8 @@ Routes (CONTRACT.md):
   422 invalid (one error per field), 413 over 64 KiB, 429 too many open-link submissions from
   one client;
 - ``GET /api/v1/surveys/{survey}/results`` — bearer token; ``?by=township|channel``;
+  sample (demo) responses only with ``?include_sample=true`` (the body's ``sample_included``
+  says whether they are in the figures);
 - ``GET /api/v1/openapi.json`` — the OpenAPI 3 description of these routes.
 
 The survey feature's ``routes`` hook (:func:`surveys.routes.setup`) adds these with the mobile
@@ -32,6 +34,7 @@ from core.i18n import N_, Translator, negotiate, translator
 from storage.api_tokens import authenticate
 from surveys.intake import (
     TOKEN_RE,
+    RateLimited,
     field_errors,
     get_survey,
     set_respondent_cookie,
@@ -41,7 +44,7 @@ from surveys.intake import (
 )
 from surveys.keys import SURVEYS
 from surveys.openapi import document
-from surveys.results import compute_results
+from surveys.results import compute_results, has_answers
 from surveys.state import state_is_open
 from surveys.submission import (
     AlreadyAnswered,
@@ -62,6 +65,7 @@ RESULTS_ROLES: frozenset[str] = frozenset({"admin", "analyst", "staff"})
 MAX_IDEMPOTENCY_KEY = 128
 _CODE_RE = re.compile(r"[A-Za-z0-9-]{1,24}")
 _KEY_RE = re.compile(r"[\x21-\x7e]{1,128}")
+_FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 def _dumps(obj: Any) -> str:
@@ -158,13 +162,19 @@ async def post_response(request: web.Request) -> web.Response:
 
 def render_outcome(
     request: web.Request,
-    outcome: SubmitResult | SubmitError | web.Response,
+    outcome: SubmitResult | SubmitError,
     cookie: str | None,
     t: Translator,
 ) -> web.Response:
     """The JSON response for a submission outcome."""
-    if isinstance(outcome, web.Response):
-        return outcome
+    if isinstance(outcome, RateLimited):
+        return json_error(
+            request,
+            429,
+            "rate_limited",
+            N_("Too many answers were sent just now. Please try again in a minute."),
+            headers={"Retry-After": str(outcome.retry_after)},
+        )
     if isinstance(outcome, SubmitResult):
         body = {
             "response_id": outcome.response_id,
@@ -243,6 +253,23 @@ async def get_results(request: web.Request) -> web.Response:
                 }
             },
         )
+    flag = request.query.get("include_sample", "false").lower()
+    if flag not in _FLAGS:
+        return json_error(
+            request,
+            422,
+            fields={
+                "include_sample": {
+                    "code": "invalid",
+                    "message": translator(request_locale(request))._(
+                        N_("Use include_sample=true or include_sample=false.")
+                    ),
+                    "params": {},
+                }
+            },
+        )
+    include_sample = _FLAGS[flag]
+    baseline = request.query.get("baseline")
     async with request.app[SESSIONS]() as session:
         token = await authenticate(session, presented.strip())
         if token is None:
@@ -251,13 +278,28 @@ async def get_results(request: web.Request) -> web.Response:
             )
         if token.role not in RESULTS_ROLES:
             return json_error(request, 403)
+        if baseline and not await has_answers(session, baseline, include_sample=include_sample):
+            return json_error(
+                request,
+                422,
+                fields={
+                    "baseline": {
+                        "code": "unknown_baseline",
+                        "message": translator(request_locale(request))._(
+                            N_("The baseline survey has no responses to compare with.")
+                        ),
+                        "params": {},
+                    }
+                },
+            )
         township = token.township if token.role == "staff" else None
         report = await compute_results(
             session,
             survey,
             locale=request_locale(request),
             township=township,
-            baseline=request.query.get("baseline"),
+            baseline=baseline,
+            include_sample=include_sample,
         )
     return web.json_response(report.to_dict(by), dumps=_dumps)
 

@@ -1,9 +1,11 @@
-"""Survey commands: ``pufa surveys list|open|close``, ``pufa invite residents``,
+"""Survey commands: ``pufa surveys list|open|close|comments``, ``pufa invite residents``,
 ``pufa results`` and ``pufa token create|list|revoke``.
 
 Exposed as :data:`commands` (the survey feature's ``commands``). Failures raise
 :class:`~core.errors.PufaError` (one line on stderr, exit status 1); commands that create a
-secret print it alone on the last line of stdout.
+secret print it alone on the last line of stdout. An output file or folder that cannot be
+written, or a filter that names nothing known, is refused before anything is computed or
+stored. Sample (demo) responses are counted only with ``--include-sample``.
 """
 
 from __future__ import annotations
@@ -19,21 +21,35 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from core.cli import catalogs, get_settings
+from core.cli import (
+    catalogs,
+    check_writable_dir,
+    check_writable_file,
+    get_settings,
+    local_time,
+    write_output,
+)
 from core.clock import utcnow
 from core.errors import PufaError
 from core.i18n import negotiate
+from core.settings import SHIPPED_LOCALES
 from storage.api_tokens import create_api_token, list_api_tokens, revoke_api_token
 from storage.audit import record
 from storage.db import transaction
 from storage.models import Township
-from storage.models_surveys import SurveyState
+from storage.models_surveys import SurveyResponse, SurveyState
 from storage.runner import with_sessions
 from surveys.invitations import create_invitations, invitations_csv, write_qr_codes
-from surveys.reports import format_table, render_json, render_table, render_xlsx
-from surveys.results import compute_results
+from surveys.reports import comments_csv, format_table, render_json, render_table, render_xlsx
+from surveys.results import compute_results, fetch_comments, has_answers
 from surveys.schema import CatalogError, Survey, load_catalog
 from surveys.state import response_counts, state_is_open, sync_catalog
+
+_include_sample = click.option(
+    "--include-sample",
+    is_flag=True,
+    help="Count the sample (demo) responses of `pufa seed --demo` too (never for real use).",
+)
 
 __all__ = ["commands"]
 
@@ -87,6 +103,7 @@ def surveys_list(ctx: click.Context, fmt: str) -> None:
                 .all()
             )
             counts = await response_counts(session)
+            samples = await response_counts(session, sample=True)
         now = utcnow()
         tz = get_settings(ctx).tz
         return [
@@ -98,6 +115,7 @@ def surveys_list(ctx: click.Context, fmt: str) -> None:
                 "opens_at": s.opens_at.astimezone(tz).isoformat() if s.opens_at else None,
                 "closes_at": s.closes_at.astimezone(tz).isoformat() if s.closes_at else None,
                 "responses": counts.get(s.code, 0),
+                "sample_responses": samples.get(s.code, 0),
             }
             for s in states
         ]
@@ -107,7 +125,7 @@ def surveys_list(ctx: click.Context, fmt: str) -> None:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
 
-    table = [["code", "title", "status", "open now", "window", "responses"]]
+    table = [["code", "title", "status", "open now", "window", "responses", "sample"]]
     for r in rows:
         window = f"{(r['opens_at'] or '…')[:10]} – {(r['closes_at'] or '…')[:10]}"
         table.append(
@@ -118,9 +136,10 @@ def surveys_list(ctx: click.Context, fmt: str) -> None:
                 "yes" if r["open"] else "no",
                 window,
                 str(r["responses"]),
+                str(r["sample_responses"]),
             ]
         )
-    click.echo(format_table(table, right={5}))
+    click.echo(format_table(table, right={5, 6}))
 
 
 def _set_status(ctx: click.Context, code: str, status: str) -> None:
@@ -202,6 +221,13 @@ def invite_residents(
     the Telegram deep link t_<token>, when the bot username is known)."""
     _survey(ctx, survey)
     settings = get_settings(ctx)
+    # Only a hash of each token is stored: tokens nobody received would be lost for good, so
+    # the outputs are checked first and written before the transaction commits.
+    if output is not None:
+        check_writable_file(output)
+    if qr_dir is not None:
+        check_writable_dir(qr_dir)
+    written: list[Path] = []
 
     async def body(sessions: Any) -> tuple[str, list[str]]:
         async with transaction(sessions) as session:
@@ -222,18 +248,23 @@ def invite_residents(
                 batch=batch,
             )
             record(session, "cli", "survey.invite", survey, township=township, count=count)
+            _, tokens = made
+            if output is not None:  # BOM: Excel/WPS read UTF-8
+                text = invitations_csv(settings.public_url, survey, tokens, bot=bot or None)
+                write_output(output, text, encoding="utf-8-sig")
+            if qr_dir is not None:
+                try:
+                    written.extend(write_qr_codes(qr_dir, settings.public_url, survey, tokens))
+                except OSError as exc:
+                    raise PufaError(f"cannot write into {qr_dir}: {exc.strerror or exc}") from None
             return made
 
     batch_name, tokens = _run(ctx, body)
-    csv_text = invitations_csv(settings.public_url, survey, tokens, bot=bot or None)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(csv_text, encoding="utf-8-sig")  # BOM: Excel/WPS read UTF-8
         click.echo(f"{count} invitations (batch {batch_name}) written to {output}")
     else:
-        sys.stdout.write(csv_text)
+        sys.stdout.write(invitations_csv(settings.public_url, survey, tokens, bot=bot or None))
     if qr_dir is not None:
-        written = write_qr_codes(qr_dir, settings.public_url, survey, tokens)
         click.echo(f"{len(written)} QR codes written to {qr_dir}", err=output is None)
 
 
@@ -249,6 +280,7 @@ def invite_residents(
 @click.option("--township", default=None, help="Only this township's answers.")
 @click.option("--baseline", default=None, help="Previous period's survey (显著提高 indicators).")
 @click.option("--lang", default=None, help="zh_CN (default) or en.")
+@_include_sample
 @click.pass_context
 def results(
     ctx: click.Context,
@@ -259,34 +291,143 @@ def results(
     township: str | None,
     baseline: str | None,
     lang: str | None,
+    include_sample: bool,
 ) -> None:
-    """Satisfaction report of SURVEY: each indicator against its target."""
+    """Satisfaction report of SURVEY: each indicator against its target. Sample (demo)
+    responses count only with --include-sample, and the report then says so."""
     definition = _survey(ctx, survey)
     settings = get_settings(ctx)
-
-    locale = negotiate(lang, settings.default_locale) if lang else settings.default_locale
+    locale = _locale(lang, settings.default_locale)
+    if fmt == "xlsx" and output is None:
+        raise click.UsageError("--format xlsx needs -o FILE")
+    if output is not None:
+        check_writable_file(output)
 
     async def body(sessions: Any) -> Any:
         async with sessions() as session:
-            return await compute_results(
-                session, definition, locale=locale, township=township, baseline=baseline
+            await _check_filters(session, township, baseline, include_sample)
+            report = await compute_results(
+                session,
+                definition,
+                locale=locale,
+                township=township,
+                baseline=baseline,
+                include_sample=include_sample,
             )
+            if fmt == "xlsx":
+                report.comments = await fetch_comments(
+                    session,
+                    definition,
+                    township=township,
+                    include_sample=include_sample,
+                    tz=settings.tz,
+                )
+            return report
 
     report = _run(ctx, body)
-    if fmt == "xlsx":
-        if output is None:
-            raise click.UsageError("--format xlsx needs -o FILE")
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_bytes(render_xlsx(report, locale))
+    if fmt == "xlsx" and output is not None:
+        write_output(output, render_xlsx(report, locale))
         click.echo(f"written {output}")
         return
     text = render_json(report, by) if fmt == "json" else render_table(report, locale, by)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
+        write_output(output, text)
         click.echo(f"written {output}")
     else:
         click.echo(text, nl=False)
+
+
+def _locale(lang: str | None, default: str) -> str:
+    if not lang:
+        return default
+    locale = negotiate(lang, default="")
+    if not locale:
+        raise PufaError(f"unsupported --lang {lang!r} (shipped: {', '.join(SHIPPED_LOCALES)})")
+    return locale
+
+
+async def _check_filters(
+    session: AsyncSession, township: str | None, baseline: str | None, include_sample: bool
+) -> None:
+    """Refuse a ``--township`` or ``--baseline`` that names nothing (instead of zeros, or a
+    verdict silently computed without the comparison asked for)."""
+    if township is not None:
+        found = (
+            await session.execute(select(col(Township.id)).where(col(Township.code) == township))
+        ).first()
+        if found is None:
+            raise PufaError(f"unknown township {township!r}")
+    if baseline is not None and not await has_answers(
+        session, baseline, include_sample=include_sample
+    ):
+        known = (
+            await session.execute(
+                select(col(SurveyState.code)).where(col(SurveyState.code) == baseline)
+            )
+        ).first() or (
+            await session.execute(
+                select(col(SurveyResponse.id)).where(col(SurveyResponse.survey) == baseline)
+            )
+        ).first()
+        if known is None:
+            raise PufaError(f"unknown baseline survey {baseline!r}")
+        raise PufaError(
+            f"baseline survey {baseline!r} has no responses to compare with"
+            + ("" if include_sample else " (sample responses count only with --include-sample)")
+        )
+
+
+@surveys.command("comments")
+@click.argument("survey")
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--township", default=None, help="Only this township's answers.")
+@click.option("--lang", default=None, help="zh_CN (default) or en.")
+@_include_sample
+@click.pass_context
+def surveys_comments(
+    ctx: click.Context,
+    survey: str,
+    fmt: str,
+    output: Path | None,
+    township: str | None,
+    lang: str | None,
+    include_sample: bool,
+) -> None:
+    """The free-text answers (comments) of SURVEY as CSV or XLSX; text that a spreadsheet
+    would read as a formula is kept as text."""
+    definition = _survey(ctx, survey)
+    settings = get_settings(ctx)
+    locale = _locale(lang, settings.default_locale)
+    if fmt == "xlsx" and output is None:
+        raise click.UsageError("--format xlsx needs -o FILE")
+    if output is not None:
+        check_writable_file(output)
+
+    async def body(sessions: Any) -> Any:
+        async with sessions() as session:
+            await _check_filters(session, township, None, include_sample)
+            report = await compute_results(
+                session, definition, locale=locale, township=township, include_sample=include_sample
+            )
+            report.comments = await fetch_comments(
+                session,
+                definition,
+                township=township,
+                include_sample=include_sample,
+                tz=settings.tz,
+            )
+            return report
+
+    report = _run(ctx, body)
+    if fmt == "xlsx" and output is not None:
+        write_output(output, render_xlsx(report, locale))
+    elif output is not None:
+        write_output(output, comments_csv(report, locale), encoding="utf-8-sig")
+    else:
+        sys.stdout.write(comments_csv(report, locale))
+        return
+    click.echo(f"{len(report.comments)} comments written to {output}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,6 +486,7 @@ def token_list(ctx: click.Context) -> None:
         async with sessions() as session:
             return await list_api_tokens(session)
 
+    tz = get_settings(ctx).tz
     rows = [["id", "prefix", "role", "township", "label", "created", "revoked"]]
     for t in _run(ctx, body):
         rows.append(
@@ -354,8 +496,8 @@ def token_list(ctx: click.Context) -> None:
                 t.role,
                 t.township or "",
                 t.label,
-                f"{t.created_at:%Y-%m-%d %H:%M}",
-                f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "",
+                local_time(t.created_at, tz),
+                local_time(t.revoked_at, tz) if t.revoked_at else "",
             ]
         )
     click.echo(format_table(rows))

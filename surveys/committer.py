@@ -21,6 +21,7 @@ import logging
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.metrics import Metrics
 from surveys.submission import AlreadyAnswered, Submission, SubmitError, SubmitResult, submit_many
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,14 @@ Outcome = SubmitResult | SubmitError
 class GroupCommitter:
     """Batches concurrent submissions into shared transactions (one worker task)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], max_batch: int = 500) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        max_batch: int = 500,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._sessions = sessions
+        self._metrics = metrics
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[Submission, asyncio.Future[Outcome]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -90,6 +97,10 @@ class GroupCommitter:
             outcomes = [exc] * len(items)
         self.batches += 1
         self.items += len(items)
+        if self._metrics is not None:
+            for item, outcome in zip(items, outcomes, strict=True):
+                if isinstance(outcome, SubmitResult) and outcome.created:  # committed
+                    self._metrics.survey_responses.labels(item.survey.code, item.channel).inc()
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():
                 continue

@@ -155,6 +155,7 @@ async def seed_sample_responses(
                         "text": None,
                         "township": row["township"],
                         "channel": row["channel"],
+                        "sample": True,
                     }
                 )
         await session.execute(insert(SurveyAnswer), answers)

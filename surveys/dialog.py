@@ -2,9 +2,12 @@
 
 After an answer the question message is replaced by the question and the chosen option, with
 no keyboard, and the next question follows in a new message. Choice questions are answered with
-buttons (or, on channels without buttons, by typing the option's number); ``multiple`` questions
-toggle options and finish with *Done*; optional questions can be skipped; ``text`` questions
-take the next message. The completed response is stored through
+buttons, by typing the option's number or by typing its words (``满意``); ``multiple`` questions
+toggle options and finish with *Done*, or take several numbers or labels at once (``1,3``,
+``1 3``, ``1，3``, ``1、3``); optional questions can be skipped; ``text`` questions take the
+next message. Numbers choose options only on choice questions: the *Skip* button of a
+free-text question is not numbered (it is chosen by pressing it or typing its label), so a
+comment of ``1`` is kept as the comment. The completed response is stored through
 :func:`surveys.submission.submit_response`, the same storage as the mobile page, under a keyed
 pseudonym of the chat account — raw chat ids are never stored with answers.
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -59,6 +63,43 @@ INVITATION_ONLY = N_(
     "This survey is by invitation only. Please use the link or QR code you were given."
 )
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{8,62}")
+_SEPARATORS = re.compile(r"[\s,，、;；]+")
+_TRAILING = "。.!！"
+
+
+def _normal(text: str) -> str:
+    """Typed text compared with labels: NFKC (full-width digits and letters), case and
+    surrounding space and final punctuation ignored."""
+    return unicodedata.normalize("NFKC", text).strip().rstrip(_TRAILING).strip().casefold()
+
+
+def typed_options(question: Question, text: str) -> list[int] | None:
+    """The option indexes a typed answer names, in the order typed: option numbers (from 1)
+    or labels (in any shipped language), separated by spaces, commas (also ``，``), ``、`` or
+    semicolons. ``None`` when some part names no option."""
+    labels = {
+        _normal(label): index
+        for index, option in enumerate(question.options)
+        for label in option.label.values()
+    }
+    whole = labels.get(_normal(text))
+    if whole is not None:
+        return [whole]
+    parts = [part for part in _SEPARATORS.split(unicodedata.normalize("NFKC", text)) if part]
+    chosen: list[int] = []
+    for part in parts:
+        if part.isdigit():
+            index = int(part) - 1
+            if not 0 <= index < len(question.options):
+                return None
+        else:
+            found = labels.get(_normal(part))
+            if found is None:
+                return None
+            index = found
+        if index not in chosen:
+            chosen.append(index)
+    return chosen or None
 
 
 def respondent_for(secret: bytes, channel: str, external_id: str) -> str:
@@ -89,8 +130,25 @@ class SurveyFlow:
             step.end()
             step.say(step._("Send /survey to take a survey, or /help to see what I can do."))
             return
+        header = self._header(step, survey) + localized(question.text, step.locale)
+        if not question.required and _normal(text) == _normal(step._("Skip")):
+            self._record(step, question, None)
+            step.say(f"{header}\n✓ {step._('(skipped)')}")
+            await self._advance(step, survey)
+            return
         if question.type != "text":
-            step.say(step._("Please tap one of the options above, or type its number."))
+            chosen = typed_options(question, text)
+            if chosen is None:
+                step.say(step._("Please tap one of the options above, or type its number."))
+                return
+            if question.type != "multiple" and len(chosen) > 1:
+                step.say(step._("Please choose only one option."))
+                return
+            codes = [question.options[i].code for i in chosen]
+            self._record(step, question, codes if question.type == "multiple" else codes[0])
+            labels = "、".join(localized(question.options[i].label, step.locale) for i in chosen)
+            step.say(f"{header}\n✓ {labels}")
+            await self._advance(step, survey)
             return
         error = validate_answer(question, text)
         if error is not None:
@@ -187,6 +245,8 @@ class SurveyFlow:
 
     def _ask(self, step: Step, survey: Survey, question: Question, kind: str = "send") -> None:
         text = self._header(step, survey) + localized(question.text, step.locale)
+        if not question.required:
+            text += " " + step._("(optional)")
         rows: list[list[Any]] = []
         if question.type in ("single", "scale"):
             rows = [
@@ -213,6 +273,9 @@ class SurveyFlow:
             text += "\n" + step._("Please type your answer.")
             if not question.required:
                 rows.append([step.button(step._("Skip"), "s")])
+            # a typed "1" is the answer, never a press of Skip
+            step.say(text, rows, kind=kind, numbered=False)  # type: ignore[arg-type]
+            return
         step.say(text, rows, kind=kind)  # type: ignore[arg-type]
 
     async def _advance(self, step: Step, survey: Survey) -> None:
@@ -263,6 +326,10 @@ class SurveyFlow:
             log.warning("chat survey answers refused", extra={"code": getattr(exc, "code", "")})
             step.say(step._("Sorry, your answers could not be saved. Send /survey to try again."))
             return
+        metrics = step.runtime.metrics
+        if metrics is not None:
+            counter = metrics.survey_responses.labels(survey.code, step.inbound.channel)
+            step.on_commit(counter.inc)
         step.say(step._("Thank you! Your answers have been recorded."))
 
 

@@ -1,8 +1,9 @@
 """Taking a survey submission over HTTP: what the JSON API and the mobile pages share.
 
-Both edges check the survey, rate-limit open-link answers, identify the respondent (invitation
-token, else the browser's cookie) and store through the group committer
-(:mod:`surveys.committer`), which answers only after the commit.
+Both edges check the survey, identify the respondent (invitation token, else the browser's
+cookie), limit open-link answers (per respondent, then per client address: see
+:mod:`surveys.ratelimit`) and store through the group committer (:mod:`surveys.committer`),
+which answers only after the commit.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from sqlmodel import col
 
 from core.appkeys import SESSIONS, SETTINGS
 from core.clock import utcnow
-from core.http import json_error
+from core.http import client_address
 from core.i18n import N_, Translator
 from storage.models import Township
-from storage.models_surveys import SurveyState
+from storage.models_surveys import SurveyResponse, SurveyState
 from surveys.engine import AnswerError, ErrorCode
 from surveys.keys import COMMITTER, RATE_LIMITER, SURVEYS, TOWNSHIP_CACHE
 from surveys.respondents import invitation_hash, pseudonym
@@ -32,8 +33,10 @@ __all__ = [
     "ERROR_MESSAGES",
     "RESPONDENT_COOKIE",
     "TOKEN_RE",
+    "RateLimited",
+    "already_answered",
     "answer_error_message",
-    "client_key",
+    "browser_respondent",
     "field_errors",
     "get_survey",
     "respondent_for",
@@ -80,9 +83,14 @@ def field_errors(errors: dict[str, AnswerError], t: Translator) -> dict[str, Any
     }
 
 
-def client_key(request: web.Request) -> str:
-    """Who is asking, for rate limiting: the peer address."""
-    return request.remote or "unknown"
+class RateLimited(SubmitError):
+    """Too many open-link submissions just now from this respondent or this address."""
+
+    code = "rate_limited"
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("rate limited")
+        self.retry_after = max(1, round(retry_after))
 
 
 def get_survey(request: web.Request) -> Survey:
@@ -107,11 +115,32 @@ def respondent_for(
     else the browser cookie; else a fresh cookie is issued (one response per browser)."""
     if token:
         return pseudonym(secret, "token", token), None
-    cookie = request.cookies.get(RESPONDENT_COOKIE)
-    if cookie and TOKEN_RE.fullmatch(cookie):
+    cookie = browser_respondent(request)
+    if cookie:
         return pseudonym(secret, "web", cookie), None
     fresh = secrets.token_urlsafe(16)
     return pseudonym(secret, "web", fresh), fresh
+
+
+def browser_respondent(request: web.Request) -> str | None:
+    """The browser's respondent cookie value, if it sent a well-formed one."""
+    cookie = request.cookies.get(RESPONDENT_COOKIE)
+    return cookie if cookie and TOKEN_RE.fullmatch(cookie) else None
+
+
+async def already_answered(request: web.Request, survey: str, respondent: str) -> bool:
+    """Whether ``respondent`` (a pseudonym) has a stored response to ``survey`` (one lookup on
+    the unique index ``(survey, respondent)``)."""
+    async with request.app[SESSIONS]() as session:
+        found = (
+            await session.execute(
+                select(col(SurveyResponse.id)).where(
+                    col(SurveyResponse.survey) == survey,
+                    col(SurveyResponse.respondent) == respondent,
+                )
+            )
+        ).first()
+    return found is not None
 
 
 def set_respondent_cookie(response: web.StreamResponse, value: str | None) -> None:
@@ -148,23 +177,24 @@ async def submit_request(
     locale: str,
     key: str | None,
     channel: str,
-) -> tuple[SubmitResult | SubmitError | web.Response, str | None]:
-    """Rate-limit, identify the respondent and store through the group committer.
+) -> tuple[SubmitResult | SubmitError, str | None]:
+    """Identify the respondent, limit open-link answers and store through the group committer.
 
-    Returns the outcome (or a ready 429 response) and a new respondent cookie to set, if any.
-    An invitation-only survey without a token is refused here, before any database work.
+    Returns the outcome (:class:`RateLimited` when a limit hit; nothing was stored) and a new
+    respondent cookie to set, if any. An invitation-only survey without a token is refused
+    here, before any database work.
     """
     if survey.invitation_only and not token:
         return InvitationRequired("invitation required"), None
-    secret = request.app[SETTINGS].secret()
-    if not token:
-        wait = request.app[RATE_LIMITER].allow(client_key(request))
-        if wait > 0:
-            return (
-                json_error(request, 429, headers={"Retry-After": str(max(1, round(wait)))}),
-                None,
-            )
+    settings = request.app[SETTINGS]
+    secret = settings.secret()
     respondent, cookie = respondent_for(request, secret, token)
+    if not token:
+        wait = await request.app[RATE_LIMITER].check(
+            None if cookie else respondent, client_address(request, settings.trusted_proxies)
+        )
+        if wait > 0:
+            return RateLimited(wait), None
     item = Submission(
         survey=survey,
         answers=answers,

@@ -151,7 +151,10 @@ def document(server_url: str = "/") -> dict[str, Any]:
                             " or idempotency_key_reused: the Idempotency-Key was already used"
                             " with a different body (answers, token or src), nothing stored"
                         ),
-                        "429": _error("Too many open-link submissions from this client"),
+                        "429": _error(
+                            "Too many open-link submissions just now from this respondent or,"
+                            " far beyond a crowd, from this address (Retry-After); nothing stored"
+                        ),
                     },
                 }
             },
@@ -174,7 +177,16 @@ def document(server_url: str = "/") -> dict[str, Any]:
                             "in": "query",
                             "required": False,
                             "schema": {"type": "string"},
-                            "description": "Previous period's survey for 显著提高 indicators",
+                            "description": "Previous period's survey for 显著提高 indicators"
+                            " (422 when it has no responses)",
+                        },
+                        {
+                            "name": "include_sample",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "boolean", "default": False},
+                            "description": "Also count the sample (demo) responses of"
+                            " `pufa seed --demo`; never for real use",
                         },
                     ],
                     "responses": {
@@ -307,6 +319,14 @@ def document(server_url: str = "/") -> dict[str, Any]:
                         "survey": {"type": "string"},
                         "title": {"type": "string"},
                         "baseline": {"type": ["string", "null"]},
+                        "sample_included": {
+                            "type": "boolean",
+                            "description": "Whether sample (demo) responses are counted",
+                        },
+                        "sample_responses": {
+                            "type": "integer",
+                            "description": "Sample (demo) responses stored for the survey",
+                        },
                         "indicators": {"type": "array", "items": _INDICATOR},
                         "by": {"type": "object"},
                     },

@@ -5,10 +5,17 @@ verdict, how many answered "don't know" (not part of n) — with a column chart 
 against their targets drawn by Excel itself, then one sheet per indicator with the breakdown
 by township and by channel. Text is stored as Unicode in the XML, so Chinese opens intact in
 Excel and WPS.
+
+Every report says whether sample (demo) responses are in its figures. Text that came from
+people (free-text comments, names) is written as text, never as a formula: XLSX cells are
+written as strings (and the workbook never turns strings into formulas), and CSV cells that a
+spreadsheet would read as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a
+carriage return) get a leading apostrophe (:func:`spreadsheet_text`).
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import unicodedata
@@ -18,7 +25,7 @@ from typing import Any
 import xlsxwriter
 
 from core.i18n import N_, Translator
-from surveys.results import IndicatorRow, SurveyReport
+from surveys.results import Comment, IndicatorRow, SurveyReport
 from surveys.schema import DEFAULT_SCALE, SCALE_CODES, UNKNOWN_CODE, UNKNOWN_OPTION, localized
 
 VERDICT_LABELS = {
@@ -33,6 +40,32 @@ CHANNEL_LABELS = {
     "wecom": N_("WeCom"),
     "console": N_("console"),
 }
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make Excel or WPS read a CSV cell as a formula."""
+
+
+def spreadsheet_text(value: str) -> str:
+    """``value`` made safe for a CSV cell: a leading apostrophe when a spreadsheet would
+    otherwise read it as a formula (OWASP's advice for CSV injection)."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def sample_note(t: Translator, report: SurveyReport) -> str | None:
+    """The line saying whether sample (demo) responses are in the figures, or ``None`` when
+    the survey has none."""
+    if report.sample_included:
+        return t._(
+            "Includes {n} sample (demo) responses: these figures are not real results.",
+            n=report.sample_responses,
+        )
+    if report.sample_responses:
+        return t._(
+            "{n} sample (demo) responses are not counted (--include-sample counts them).",
+            n=report.sample_responses,
+        )
+    return None
 
 
 def _level_label(level: str, locale: str) -> str:
@@ -110,7 +143,11 @@ def render_table(report: SurveyReport, locale: str, by: str | None = None) -> st
         t._("Don't know"),
     ]
     rows = [header] + [_indicator_cells(t, row) for row in report.indicators]
-    out = [f"{report.title} ({report.survey})", format_table(rows, right={1, 2, 6})]
+    out = [f"{report.title} ({report.survey})"]
+    note = sample_note(t, report)
+    if note:
+        out.append(note)
+    out.append(format_table(rows, right={1, 2, 6}))
     if by in ("township", "channel"):
         groups = report.by_township if by == "township" else report.by_channel
         for code, indicator_rows in sorted(groups.items(), key=lambda kv: kv[0] or "~"):
@@ -144,7 +181,8 @@ def render_xlsx(report: SurveyReport, locale: str) -> bytes:
 
     t = Translator(locale)
     buffer = io.BytesIO()
-    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    # never turn a string into a formula (XlsxWriter's write() would for text starting with "=")
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False})
     book.set_properties({"title": report.title, "subject": report.survey})
     bold = book.add_format({"bold": True, "bg_color": "#F2DCDB", "border": 1, "text_wrap": True})
     pct = book.add_format({"num_format": "0.0%", "border": 1})
@@ -202,7 +240,10 @@ def render_xlsx(report: SurveyReport, locale: str) -> bytes:
         return first_row + len(rows)
 
     summary = book.add_worksheet(t._("Summary")[:31])
-    summary.write(0, 0, f"{report.title} ({report.survey})", title_fmt)
+    summary.write_string(0, 0, f"{report.title} ({report.survey})", title_fmt)
+    note = sample_note(t, report)
+    if note:
+        summary.write_string(1, 0, note, book.add_format({"bold": report.sample_included}))
     last = write_rows(summary, 2, [(row.title, row) for row in report.indicators])
     summary.set_column(0, 0, 46)
     summary.set_column(1, 1, 20)
@@ -245,7 +286,7 @@ def render_xlsx(report: SurveyReport, locale: str) -> bytes:
             name = f"{index}-{name}"[:31]
         used.add(name)
         sheet = book.add_worksheet(name)
-        sheet.write(0, 0, row.title, title_fmt)
+        sheet.write_string(0, 0, row.title, title_fmt)
         current = 2
         sheet.write(current, 0, t._("By township"), title_fmt)
         town_rows = []
@@ -271,5 +312,38 @@ def render_xlsx(report: SurveyReport, locale: str) -> bytes:
         sheet.set_column(0, 0, 30)
         sheet.set_column(1, 1, 20)
         sheet.set_column(2, 11, 12)
+    if report.comments:
+        sheet = book.add_worksheet(t._("Comments")[:31])
+        heads = [t._("Question"), t._("Township"), t._("Channel"), t._("Date"), t._("Comment")]
+        for col, head in enumerate(heads):
+            sheet.write_string(0, col, head, bold)
+        for i, comment in enumerate(report.comments, start=1):
+            for col, value in enumerate(_comment_cells(t, report, comment)):
+                sheet.write_string(i, col, value, text)
+        sheet.set_column(0, 3, 16)
+        sheet.set_column(4, 4, 60)
     book.close()
+    return buffer.getvalue()
+
+
+def _comment_cells(t: Translator, report: SurveyReport, comment: Comment) -> list[str]:
+    town = _group_name(t, report, "township", comment.township)
+    return [
+        comment.question,
+        town,
+        _group_name(t, report, "channel", comment.channel),
+        comment.date,
+        comment.text,
+    ]
+
+
+def comments_csv(report: SurveyReport, locale: str) -> str:
+    """The free-text answers of ``report`` as CSV (question, township, channel, date, text),
+    every cell safe from formula interpretation."""
+    t = Translator(locale)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["question", "township", "channel", "date", "text"])
+    for comment in report.comments:
+        writer.writerow([spreadsheet_text(v) for v in _comment_cells(t, report, comment)])
     return buffer.getvalue()

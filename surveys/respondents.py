@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 
-__all__ = ["invitation_hash", "new_invitation_token", "pseudonym"]
+__all__ = ["FORMULA_CHARACTERS", "invitation_hash", "new_invitation_token", "pseudonym"]
 
 
 def pseudonym(secret: bytes, kind: str, value: str) -> str:
@@ -30,6 +30,15 @@ def invitation_hash(secret: bytes, token: str) -> str:
     return pseudonym(secret, "invitation", token)
 
 
+FORMULA_CHARACTERS = "-=+@"
+"""First characters Excel and WPS read as the start of a formula (a token is never one)."""
+
+
 def new_invitation_token() -> str:
-    """A fresh single-use invitation token: 16 characters of ``A-Z a-z 0-9 - _`` (96 bits)."""
-    return secrets.token_urlsafe(12)
+    """A fresh single-use invitation token: 16 characters of ``A-Z a-z 0-9 - _`` (about 96
+    bits) that never starts with ``-``, so a spreadsheet opening the invitation CSV shows it
+    as text instead of reading it as a formula."""
+    while True:
+        token = secrets.token_urlsafe(12)
+        if token[0] not in FORMULA_CHARACTERS:
+            return token

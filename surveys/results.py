@@ -8,6 +8,10 @@ and per channel. The rates, Wilson intervals and verdicts then come from the pur
 A "don't know" answer (``unknown``) is counted in SQL like any other value and then kept out of
 the indicator's ``n``: it is reported as the indicator's ``unknown`` count only.
 
+Sample (demo) answers of ``pufa seed --demo`` are never counted unless ``include_sample`` is
+asked for, in the figures, the ``unknown`` counts and the baseline alike; the report says how
+many sample responses exist and whether they are in the figures.
+
 A "显著提高" indicator (no numeric target) is compared with the same indicator in a baseline
 survey: by default the survey whose code has the previous year (``fazhi-2026`` →
 ``fazhi-2025``), when it has answers.
@@ -21,17 +25,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from storage.models import Township
-from storage.models_surveys import SurveyAnswer
+from storage.models_surveys import SurveyAnswer, SurveyResponse
 from storage.types import table_of
 from surveys.schema import SCALE_WEIGHTS, UNKNOWN_CODE, Indicator, Survey, localized
 from surveys.scoring import IndicatorResult, Tally, indicator_result, weighted_index
 
-__all__ = ["Counts", "SurveyReport", "baseline_code", "compute_results", "fetch_counts"]
+__all__ = [
+    "Comment",
+    "Counts",
+    "SurveyReport",
+    "baseline_code",
+    "compute_results",
+    "fetch_comments",
+    "fetch_counts",
+    "has_answers",
+]
 
 _YEAR = re.compile(r"(\d{4})$")
 
@@ -49,19 +62,52 @@ def baseline_code(code: str) -> str | None:
 
 
 async def fetch_counts(
-    session: AsyncSession, survey: str, questions: set[str], township: str | None = None
+    session: AsyncSession,
+    survey: str,
+    questions: set[str],
+    township: str | None = None,
+    *,
+    include_sample: bool = False,
 ) -> Counts:
-    """Answer counts per question, option, township and channel, computed in SQL."""
+    """Answer counts per question, option, township and channel, computed in SQL (real answers
+    only unless ``include_sample``)."""
     a = table_of(SurveyAnswer).c
     stmt = (
         select(a.question, a.value, a.township, a.channel, func.count())
         .where(a.survey == survey, a.question.in_(sorted(questions)), a.value.is_not(None))
         .group_by(a.question, a.value, a.township, a.channel)
     )
+    if not include_sample:
+        stmt = stmt.where(a.sample == false())
     if township is not None:
         stmt = stmt.where(a.township == township)
     rows = await session.execute(stmt)
     return {(q, v, t, c): n for q, v, t, c, n in rows.all()}
+
+
+async def _sample_responses(session: AsyncSession, survey: Survey, township: str | None) -> int:
+    """How many sample responses ``survey`` has (each answers its first indicator question)."""
+    if not survey.indicators:
+        return 0
+    a = table_of(SurveyAnswer).c
+    stmt = select(func.count()).where(
+        a.survey == survey.code,
+        a.question == survey.indicators[0].questions[0],
+        a.value.is_not(None),
+        a.sample == true(),
+    )
+    if township is not None:
+        stmt = stmt.where(a.township == township)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def has_answers(session: AsyncSession, survey: str, *, include_sample: bool = False) -> bool:
+    """Whether ``survey`` has any stored answer that results would count."""
+    a = table_of(SurveyAnswer).c
+    stmt = select(a.id).where(a.survey == survey)
+    if not include_sample:
+        stmt = stmt.where(a.sample == false())
+    return (await session.execute(stmt.limit(1))).first() is not None
 
 
 def _tally(indicator: Indicator, counts: Mapping[tuple[str, str], int]) -> Tally:
@@ -110,6 +156,46 @@ class IndicatorRow:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Comment:
+    """One free-text answer, for the comments export."""
+
+    question: str
+    township: str | None
+    channel: str
+    date: str
+    text: str
+
+
+async def fetch_comments(
+    session: AsyncSession,
+    survey: Survey,
+    *,
+    township: str | None = None,
+    include_sample: bool = False,
+    tz: Any = None,
+) -> list[Comment]:
+    """The free-text answers of ``survey``, oldest first (real ones unless ``include_sample``);
+    dates as ``YYYY-MM-DD`` in ``tz`` (a ``tzinfo``; UTC when ``None``)."""
+    a = table_of(SurveyAnswer).c
+    r = table_of(SurveyResponse).c
+    stmt = (
+        select(a.question, a.township, a.channel, r.created_at, a.text)
+        .join(table_of(SurveyResponse), r.id == a.response_id)
+        .where(a.survey == survey.code, a.text.is_not(None))
+        .order_by(r.created_at, a.id)
+    )
+    if not include_sample:
+        stmt = stmt.where(a.sample == false())
+    if township is not None:
+        stmt = stmt.where(a.township == township)
+    rows = await session.execute(stmt)
+    return [
+        Comment(q, town, channel, (at.astimezone(tz) if tz else at).strftime("%Y-%m-%d"), text)
+        for q, town, channel, at, text in rows.all()
+    ]
+
+
 @dataclass
 class SurveyReport:
     """Results of one survey: overall, and broken down by township and by channel."""
@@ -122,6 +208,12 @@ class SurveyReport:
     by_channel: dict[str, list[IndicatorRow]] = field(default_factory=dict)
     township_names: dict[str, str] = field(default_factory=dict)
     responses: int = 0
+    sample_included: bool = False
+    """Whether sample (demo) responses are counted in these figures."""
+    sample_responses: int = 0
+    """How many sample responses the survey has (counted only when ``sample_included``)."""
+    comments: list[Comment] = field(default_factory=list)
+    """Free-text answers, when asked for (:func:`fetch_comments`)."""
 
     def to_dict(self, by: str | None = None) -> dict[str, Any]:
         """The JSON shape of ``GET /api/v1/surveys/{survey}/results`` and ``pufa results``."""
@@ -129,6 +221,8 @@ class SurveyReport:
             "survey": self.survey,
             "title": self.title,
             "baseline": self.baseline,
+            "sample_included": self.sample_included,
+            "sample_responses": self.sample_responses,
             "indicators": [row.to_dict() for row in self.indicators],
             "by": {},
         }
@@ -188,21 +282,27 @@ async def compute_results(
     locale: str = "zh_CN",
     township: str | None = None,
     baseline: str | None = None,
+    include_sample: bool = False,
 ) -> SurveyReport:
     """Results of ``survey`` (optionally only one township's answers).
 
     ``baseline`` is the survey code of the previous period for "显著提高" indicators
-    (default: :func:`baseline_code`).
+    (default: :func:`baseline_code`). Sample (demo) answers are counted only with
+    ``include_sample``, here and in the baseline.
     """
     questions = {q for ind in survey.indicators for q in ind.questions}
-    counts = await fetch_counts(session, survey.code, questions, township)
+    counts = await fetch_counts(
+        session, survey.code, questions, township, include_sample=include_sample
+    )
     base_code = baseline if baseline is not None else baseline_code(survey.code)
     baselines: dict[str, tuple[int, int]] = {}
     increase = [ind for ind in survey.indicators if ind.target is None]
     if increase and base_code:
-        base_counts = _collapse(await fetch_counts(session, base_code, questions, township)).get(
-            None, {}
-        )
+        base_counts = _collapse(
+            await fetch_counts(
+                session, base_code, questions, township, include_sample=include_sample
+            )
+        ).get(None, {})
         for ind in increase:
             s, n, _unknown = _tally(ind, base_counts)
             if n:
@@ -215,6 +315,8 @@ async def compute_results(
         title=localized(survey.title, locale),
         baseline=base_code,
         indicators=_rows(survey, overall, baselines, locale),
+        sample_included=include_sample,
+        sample_responses=await _sample_responses(session, survey, township),
     )
     report.by_township = {
         code: _rows(survey, c, {}, locale) for code, c in _collapse(counts, 2).items()

@@ -61,10 +61,12 @@ async def open_states(session: AsyncSession, codes: set[str], now: datetime) -> 
     return {r.code: state_is_open(r.status, r.opens_at, r.closes_at, now) for r in rows}
 
 
-async def response_counts(session: AsyncSession) -> dict[str, int]:
-    """Stored responses per survey code."""
+async def response_counts(session: AsyncSession, *, sample: bool = False) -> dict[str, int]:
+    """Stored responses per survey code: real ones, or with ``sample`` the demo ones."""
     rows = await session.execute(
-        select(col(SurveyResponse.survey), func.count()).group_by(col(SurveyResponse.survey))
+        select(col(SurveyResponse.survey), func.count())
+        .where(col(SurveyResponse.sample).is_(sample))
+        .group_by(col(SurveyResponse.survey))
     )
     return {code: n for code, n in rows.all()}
 

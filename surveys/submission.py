@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -251,7 +251,7 @@ async def submit_many(
     outcomes: list[SubmitResult | SubmitError | None] = [None] * len(items)
     now_open = await open_states(session, {i.survey.code for i in items}, items[0].now)
 
-    keyed = [(i.survey.code, i.idempotency_key) for i in items if i.idempotency_key]
+    keyed = {(i.survey.code, i.idempotency_key) for i in items if i.idempotency_key}
     replays: dict[tuple[str, str], tuple[int, str | None, str | None]] = {}
     if keyed:
         rows = await session.execute(
@@ -261,7 +261,7 @@ async def submit_many(
                 col(SurveyResponse.id),
                 col(SurveyResponse.township),
                 col(SurveyResponse.request_hash),
-            ).where(col(SurveyResponse.idempotency_key).in_({k for _, k in keyed}))
+            ).where(_per_survey(col(SurveyResponse.idempotency_key), keyed))
         )
         for r in rows:
             replays[(r.survey, r.idempotency_key)] = (r.id, r.township, r.request_hash)
@@ -292,7 +292,7 @@ async def submit_many(
     rows = await session.execute(
         select(
             col(SurveyResponse.survey), col(SurveyResponse.respondent), col(SurveyResponse.id)
-        ).where(col(SurveyResponse.respondent).in_({r for _, r in pairs}))
+        ).where(_per_survey(col(SurveyResponse.respondent), pairs))
     )
     for r in rows:
         answered[(r.survey, r.respondent)] = r.id
@@ -393,6 +393,7 @@ async def submit_many(
                 "survey": item.survey.code,
                 "township": township,
                 "channel": item.channel,
+                "sample": item.sample,
             }
             for qcode, value in clean.items():
                 question = item.survey.question(qcode)
@@ -420,6 +421,21 @@ async def submit_many(
         else:
             outcomes[index] = earlier
     return [o if o is not None else SubmitError("not processed") for o in outcomes]
+
+
+def _per_survey(column: Any, pairs: set[tuple[str, str]]) -> ColumnElement[bool]:
+    """``survey = :s AND column IN (...)`` for each survey of ``pairs`` (``(survey, value)``),
+    joined with OR: the survey comes first so the lookup is a search of the unique index
+    ``(survey, respondent)`` or ``(survey, idempotency_key)``, never a scan of every stored
+    response."""
+    by_survey: dict[str, set[str]] = {}
+    for survey, value in pairs:
+        by_survey.setdefault(survey, set()).add(value)
+    terms = [
+        and_(col(SurveyResponse.survey) == survey, column.in_(sorted(values)))
+        for survey, values in sorted(by_survey.items())
+    ]
+    return terms[0] if len(terms) == 1 else or_(*terms)
 
 
 async def _mark_tokens_used(session: AsyncSession, used: list[dict[str, Any]]) -> None:

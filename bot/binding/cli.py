@@ -9,7 +9,7 @@ import click
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.binding.invites import CreatedInvite, Role, create_invite
-from core.cli import get_settings
+from core.cli import get_settings, local_time
 from core.clock import utcnow
 from storage.db import transaction
 from storage.runner import with_sessions
@@ -24,11 +24,10 @@ def invite() -> None:
     """Create invitations (bind codes for staff, units and the coordinator)."""
 
 
-def _print_invite(created: CreatedInvite, bot: str | None, what: str) -> None:
+def _print_invite(ctx: click.Context, created: CreatedInvite, bot: str | None, what: str) -> None:
     link = _DEEP_LINK.format(bot=bot or "<bot>", code=created.code)
-    click.echo(
-        f"bind code for {what}, single use, valid until {created.expires_at:%Y-%m-%d %H:%M} UTC"
-    )
+    until = local_time(created.expires_at, get_settings(ctx).tz)
+    click.echo(f"bind code for {what}, single use, valid until {until}")
     click.echo(f"  in chat: /bind {created.code}")
     click.echo(f"  deep link: {link}")
     click.echo(created.code)
@@ -82,7 +81,7 @@ _bot = click.option(
 def invite_staff(ctx: click.Context, township: str, ttl_days: float, bot: str | None) -> None:
     """A bind code for township staff of TOWNSHIP (they register legal liaisons)."""
     created = _make(ctx, "staff", ttl_days, township=township)
-    _print_invite(created, bot, f"township staff of {created.scope}")
+    _print_invite(ctx, created, bot, f"township staff of {created.scope}")
 
 
 @invite.command("unit")
@@ -93,7 +92,7 @@ def invite_staff(ctx: click.Context, township: str, ttl_days: float, bot: str | 
 def invite_unit(ctx: click.Context, unit: str, ttl_days: float, bot: str | None) -> None:
     """A bind code for the lecture unit UNIT (its name, e.g. 司法局, or its code)."""
     created = _make(ctx, "unit", ttl_days, unit=unit)
-    _print_invite(created, bot, f"unit {created.scope}")
+    _print_invite(ctx, created, bot, f"unit {created.scope}")
 
 
 @invite.command("coordinator")
@@ -103,7 +102,7 @@ def invite_unit(ctx: click.Context, unit: str, ttl_days: float, bot: str | None)
 def invite_coordinator(ctx: click.Context, ttl_days: float, bot: str | None) -> None:
     """A bind code for the rota coordinator (receives escalations)."""
     created = _make(ctx, "coordinator", ttl_days)
-    _print_invite(created, bot, "the rota coordinator")
+    _print_invite(ctx, created, bot, "the rota coordinator")
 
 
 commands = [invite]

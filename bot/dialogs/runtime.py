@@ -48,6 +48,7 @@ from core.dialog import (
 )
 from core.i18n import N_, negotiate, translator
 from core.messages import Inbound, Reply
+from core.metrics import Metrics
 from core.settings import SHIPPED_LOCALES, Settings
 from storage.db import transaction
 from storage.models import ChatIdentity
@@ -91,6 +92,7 @@ class DialogRuntime:
         clock: Returns the current UTC time (tests pass a fake).
         resume_after: Idle time after which a returning person is asked to continue or restart.
         expire_after: Idle time after which an unfinished conversation is closed.
+        metrics: The process's metrics, for flows that count what they store.
     """
 
     def __init__(
@@ -101,8 +103,10 @@ class DialogRuntime:
         clock: Clock = utcnow,
         resume_after: timedelta = timedelta(hours=1),
         expire_after: timedelta = timedelta(days=7),
+        metrics: Metrics | None = None,
     ) -> None:
         self.sessions = sessions
+        self._metrics = metrics
         self._settings = settings
         self._secret = settings.secret()
         self.default_locale = settings.default_locale
@@ -146,6 +150,11 @@ class DialogRuntime:
     def flows(self) -> Mapping[str, Flow]:
         """Registered flows by name."""
         return self._flows
+
+    @property
+    def metrics(self) -> Metrics | None:
+        """The process's metrics, if collected."""
+        return self._metrics
 
     def has_command(self, name: str) -> bool:
         """Whether a command word is registered."""
@@ -234,7 +243,9 @@ class DialogRuntime:
                 await save_state(session, person, step.flow, step.state, now)
             if within is not None:
                 await within(session, step.replies)
-            return step.replies
+        for callback in step.committed:
+            callback()
+        return step.replies
 
     async def _step(self, step: Step) -> None:
         inbound = step.inbound

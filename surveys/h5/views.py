@@ -7,11 +7,19 @@ answer them; answers to questions that do not apply are dropped before validatio
 validation re-renders the form with what the resident already answered and a message next to
 each question at fault. Each rendered form carries a random idempotency key, so pressing
 "submit" twice stores one response.
+
+Opening the form issues the browser's respondent cookie, so a browser that has already
+answered is told so at once instead of after filling in the form, and the limits on open-link
+answers can tell the phones on one network apart (:mod:`surveys.ratelimit`). When a limit
+hits, the form comes back with the answers still on it. The thanks page says the answers were
+saved only to the browser that just sent them (a signed, short-lived cookie).
 """
 
 from __future__ import annotations
 
+import hmac
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -24,18 +32,22 @@ from sqlmodel import col
 
 from core.appkeys import SESSIONS, SETTINGS
 from core.clock import utcnow
+from core.crypto import keyed_hash
 from core.http import request_locale
 from core.i18n import N_, negotiate, translator
 from storage.models_surveys import SurveyInvitation, SurveyState
 from surveys.engine import AnswerError, visible_questions
 from surveys.intake import (
+    RateLimited,
+    already_answered,
     answer_error_message,
+    browser_respondent,
     set_respondent_cookie,
     submit_request,
     township_exists,
 )
 from surveys.keys import SURVEYS
-from surveys.respondents import invitation_hash
+from surveys.respondents import invitation_hash, pseudonym
 from surveys.schema import Survey, localized
 from surveys.state import state_is_open
 from surveys.submission import (
@@ -50,6 +62,10 @@ from surveys.submission import (
 )
 
 HERE = Path(__file__).resolve().parent
+SAVED_COOKIE = "pufa_saved"
+"""Set with the redirect after a stored submission; the thanks page reads it."""
+SAVED_FOR = 600
+"""Seconds the thanks page keeps saying "your answers have been saved"."""
 H5_ENV = web.AppKey("survey_h5_env", jinja2.Environment)
 """The Jinja2 environment of the mobile pages."""
 
@@ -109,10 +125,12 @@ def _message(
     text: str,
     survey: Survey | None = None,
     locale: str | None = None,
+    link: tuple[str, str] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> web.Response:
     locale = locale or request_locale(request)
     t = translator(locale)
-    return render(
+    response = render(
         request,
         "message.html",
         status=status,
@@ -120,7 +138,11 @@ def _message(
         heading=t._(title),
         text=t._(text),
         survey_title=localized(survey.title, locale) if survey else "",
+        link_url=link[1] if link else "",
+        link_text=t._(link[0]) if link else "",
     )
+    response.headers.update(headers or {})
+    return response
 
 
 async def _state_open(request: web.Request, code: str) -> bool:
@@ -151,11 +173,28 @@ async def _token_state(request: web.Request, survey: Survey, token: str) -> str:
     return "used" if row.used_at is not None else "ok"
 
 
+def question_numbers(survey: Survey) -> dict[str, str]:
+    """The number shown before each question: ``1``, ``2``, … for the questions everybody
+    answers, and ``2.1``, ``2.2``, … for follow-ups (``show_if``) after question 2. A hidden
+    follow-up therefore leaves no gap (1, 2, 3), and a shown one reads as part of the question
+    before it (1, 2, 2.1, 3), with or without the CSS that hides it."""
+    numbers: dict[str, str] = {}
+    main = sub = 0
+    for question in survey.questions:
+        if question.show_if is None or main == 0:
+            main, sub = main + 1, 0
+            numbers[question.code] = str(main)
+        else:
+            sub += 1
+            numbers[question.code] = f"{main}.{sub}"
+    return numbers
+
+
 def _questions_view(
     survey: Survey, locale: str, answers: dict[str, Any], errors: dict[str, str]
 ) -> list[dict[str, Any]]:
     items = []
-    numbers = {q.code: i for i, q in enumerate(survey.questions, start=1)}
+    numbers = question_numbers(survey)
     for question in survey.questions:
         value = answers.get(question.code)
         chosen = set(value) if isinstance(value, list) else ({value} if value else set())
@@ -169,7 +208,7 @@ def _questions_view(
             ]
             cond = {
                 "question": question.show_if.question,
-                "number": numbers.get(question.show_if.question, 0),
+                "number": numbers.get(question.show_if.question, ""),
                 "options": question.show_if.in_,
                 "labels": labels,
             }
@@ -208,15 +247,18 @@ def _form_page(
     errors: dict[str, str] | None = None,
     idem: str | None = None,
     status: int = 200,
+    notice: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> web.Response:
     errors = errors or {}
     query = {k: v for k, v in (("t", token), ("src", src)) if v}
     other = "en" if locale == "zh_CN" else "zh_CN"
-    return render(
+    page = render(
         request,
         "form.html",
         status=status,
         locale=locale,
+        notice=translator(locale)._(notice) if notice else "",
         survey_code=survey.code,
         title=localized(survey.title, locale),
         intro=localized(survey.intro, locale),
@@ -229,6 +271,8 @@ def _form_page(
         other_lang=other,
         other_lang_url=f"/s/{survey.code}?" + urlencode({**query, "lang": other}),
     )
+    page.headers.update(headers or {})
+    return page
 
 
 def _survey_or_404(request: web.Request) -> Survey | web.Response:
@@ -270,7 +314,28 @@ async def survey_page(request: web.Request) -> web.Response:
             return _used(request, survey, locale)
         if state == "invalid":
             return _invalid(request, survey, locale)
-    return _form_page(request, survey, locale=locale, token=token, src=src)
+        return _form_page(request, survey, locale=locale, token=token, src=src)
+    cookie = browser_respondent(request)
+    if cookie is not None:
+        respondent = pseudonym(request.app[SETTINGS].secret(), "web", cookie)
+        if await already_answered(request, survey.code, respondent):
+            return _already(request, survey, locale, 200)
+        return _form_page(request, survey, locale=locale, token=token, src=src)
+    # a new browser: its respondent id from now on, so its answer can be recognised
+    page = _form_page(request, survey, locale=locale, token=token, src=src)
+    set_respondent_cookie(page, secrets.token_urlsafe(16))
+    return page
+
+
+def _already(request: web.Request, survey: Survey, locale: str, status: int) -> web.Response:
+    return _message(
+        request,
+        status,
+        N_("You have already answered"),
+        N_("Thank you! Each person answers this survey once, and we already have your answers."),
+        survey,
+        locale,
+    )
 
 
 def _closed(request: web.Request, survey: Survey, locale: str) -> web.Response:
@@ -338,7 +403,21 @@ async def survey_submit(request: web.Request) -> web.StreamResponse:
     survey = _survey_or_404(request)
     if isinstance(survey, web.Response):
         return survey
-    form = await request.post()
+    try:
+        form = await request.post()
+    except web.HTTPRequestEntityTooLarge:
+        return _message(
+            request,
+            413,
+            N_("Your answers are too long to send"),
+            N_(
+                "All answers together may be at most 64 KiB. Please shorten the longest answer"
+                " and send the form again."
+            ),
+            survey,
+            _page_locale(request),
+            link=(N_("Back to the survey"), f"/s/{survey.code}"),
+        )
     locale = _page_locale(request, form)
     t = translator(locale)
     token = _clean_param(str(form.get("t", "")))
@@ -363,7 +442,32 @@ async def survey_submit(request: web.Request) -> web.StreamResponse:
             headers={"Location": f"/s/{survey.code}/thanks?" + urlencode({"lang": locale})},
         )
         set_respondent_cookie(response, cookie)
+        response.set_cookie(
+            SAVED_COOKIE,
+            _saved_marker(request, survey.code, int(time.time())),
+            max_age=SAVED_FOR,
+            httponly=True,
+            samesite="Lax",
+            path=f"/s/{survey.code}/thanks",
+        )
         return response
+    if isinstance(outcome, RateLimited):
+        # nothing was stored: the same form comes back with everything the resident chose
+        return _form_page(
+            request,
+            survey,
+            locale=locale,
+            token=token,
+            src=src,
+            answers=answers,
+            idem=idem,
+            status=429,
+            notice=N_(
+                "Too many answers were sent from this network just now, so yours were not"
+                " saved yet. They are kept below: please press Submit again in a minute."
+            ),
+            headers={"Retry-After": str(outcome.retry_after)},
+        )
     if isinstance(outcome, InvalidAnswers):
         messages = {
             code: answer_error_message(err, t)
@@ -392,37 +496,56 @@ async def survey_submit(request: web.Request) -> web.StreamResponse:
     if isinstance(outcome, AlreadyAnswered | IdempotencyKeyReused):
         # a form sent again with changed answers (back button) after it was stored: the
         # browser's respondent has answered, and the first answers stand
-        return _message(
-            request,
-            409,
-            N_("You have already answered"),
-            N_(
-                "Thank you! Each person answers this survey once, and we already have your answers."
-            ),
-            survey,
-            locale,
-        )
+        return _already(request, survey, locale, 409)
     return _message(
         request,
-        429,
-        N_("Please wait a moment"),
-        N_("Too many answers were sent from this network just now. Please try again in a minute."),
+        500,
+        N_("Something went wrong"),
+        N_("Your answers could not be saved. Please go back and send them again."),
         survey,
         locale,
     )
 
 
+def _saved_marker(request: web.Request, survey: str, at: int) -> str:
+    """``"{at}.{signature}"``: proof that this browser's answers to ``survey`` were stored at
+    unix time ``at`` (keyed with the secret, so it cannot be made up)."""
+    secret = request.app[SETTINGS].secret()
+    return f"{at}.{keyed_hash(secret, 'h5-saved', f'{survey}:{at}')[:32]}"
+
+
+def _just_saved(request: web.Request, survey: str) -> bool:
+    at_text, _, _signature = request.cookies.get(SAVED_COOKIE, "").partition(".")
+    if not at_text.isdigit():
+        return False
+    at = int(at_text)
+    if not 0 <= time.time() - at <= SAVED_FOR:
+        return False
+    expected = _saved_marker(request, survey, at)
+    return hmac.compare_digest(expected, request.cookies.get(SAVED_COOKIE, ""))
+
+
 async def thanks_page(request: web.Request) -> web.Response:
-    """``GET /s/{survey}/thanks``."""
+    """``GET /s/{survey}/thanks``: "your answers have been saved" to the browser that just sent
+    them; anyone else (the address opened directly) is pointed to the survey instead."""
     survey = _survey_or_404(request)
     if isinstance(survey, web.Response):
         return survey
+    if _just_saved(request, survey.code):
+        return _message(
+            request,
+            200,
+            N_("Thank you!"),
+            N_("Your answers have been saved. They help the district improve its work."),
+            survey,
+        )
     return _message(
         request,
         200,
-        N_("Thank you!"),
-        N_("Your answers have been saved. They help the district improve its work."),
+        N_("No answers from this browser just now"),
+        N_("This page confirms answers just sent from this phone. To answer the survey, open it."),
         survey,
+        link=(N_("Open the survey"), f"/s/{survey.code}"),
     )
 
 

@@ -104,7 +104,10 @@ def test_serve_prints_urls_answers_health_and_stops_cleanly(db_url: str, tmp_pat
             proc.kill()
     assert proc.returncode == 0, err
     assert f"http://127.0.0.1:{port}/healthz" in out
-    assert "/s/fazhi-2026" in out
+    # links follow the port when PUFA_PUBLIC_URL is not set
+    assert f"survey:   http://127.0.0.1:{port}/s/fazhi-2026" in out
+    assert f"http://127.0.0.1:{port}/api/v1/openapi.json" in out
+    assert ":8080" not in out
     assert "shutting down" in out
 
 

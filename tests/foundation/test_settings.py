@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,3 +90,29 @@ def test_database_url_aliases_are_normalized(tmp_path: Path) -> None:
 def test_webhook_mode_requires_secret(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="PUFA_TELEGRAM_WEBHOOK_SECRET"):
         load_settings(telegram_token="1:x", telegram_mode="webhook", data_dir=tmp_path)
+
+
+def test_public_url_follows_host_and_port_unless_set(tmp_path: Path) -> None:
+    from core.settings import Settings
+
+    def make(**values: object) -> Settings:
+        return Settings(_env_file=None, secret_key="k" * 40, **values)  # type: ignore[call-arg, arg-type]
+
+    assert make().public_url == "http://127.0.0.1:8080"
+    assert make(port=9123).public_url == "http://127.0.0.1:9123"
+    assert make(host="10.0.0.5", port=80).public_url == "http://10.0.0.5:80"
+    assert make(host="::1", port=9000).public_url == "http://[::1]:9000"
+    assert make(port=9123, public_url="https://pufa.example.cn/").public_url == (
+        "https://pufa.example.cn"
+    )
+
+
+async def test_openapi_servers_follow_the_port(make_settings: Any) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bot.app import create_app
+
+    app = create_app(make_settings(port=9123))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        doc = await (await client.get("/api/v1/openapi.json")).json()
+    assert doc["servers"] == [{"url": "http://127.0.0.1:9123"}]

@@ -313,17 +313,18 @@ async def test_body_over_64_kib_is_413(client: Any, sessions: Any) -> None:
     assert await count_responses(sessions) == 0
 
 
-async def test_open_link_submissions_are_rate_limited(client: Any, sessions: Any) -> None:
+async def test_open_link_submissions_from_one_address_are_not_cut_at_ten(
+    client: Any, sessions: Any
+) -> None:
+    """One network's residents share an address: a dozen answers from it all go through (the
+    limits are in tests/surveys/test_open_link_limits.py)."""
     await opened(client, sessions)
     statuses = []
     for _ in range(12):
         client.session.cookie_jar.clear()
         res = await client.post(URL, json={"answers": fazhi_answers()})
         statuses.append(res.status)
-    assert statuses[:10] == [201] * 10
-    assert statuses[10] == 429
-    limited = await client.post(URL, json={"answers": fazhi_answers()})
-    assert limited.headers["Retry-After"].isdigit()
+    assert statuses == [201] * 12
 
 
 async def test_results_need_a_bearer_token_with_a_results_role(client: Any, sessions: Any) -> None:

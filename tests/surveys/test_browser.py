@@ -8,6 +8,7 @@ locally but fails under ``CI=true`` (``make test`` installs it via ``.ci/run``).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +122,52 @@ async def test_complete_survey_on_a_phone(chromium: str, client: Any, sessions: 
     assert stored["channels"] == ["mobile", "wechat"]
     assert stored["comment"] == ["希望多开展普法进社区活动"]
     assert (ARTIFACTS / "h5-survey-360x740.png").stat().st_size > 5000
+
+
+async def _question_numbers(browser: Browser) -> dict[str, str]:
+    """``{question code: number as read out}``: the accessible name of each shown question
+    (what a screen reader says, CSS-generated numbers included)."""
+    await browser.send("Accessibility.enable")
+    tree = await browser.send("Accessibility.getFullAXTree")
+    names: dict[int, str] = {}
+    for node in tree["nodes"]:
+        backend = node.get("backendDOMNodeId")
+        name = (node.get("name") or {}).get("value", "")
+        if backend is not None and not node.get("ignored") and name:
+            names[backend] = name
+    out: dict[str, str] = {}
+    document = await browser.send("DOM.getDocument", depth=-1)
+    found = await browser.send(
+        "DOM.querySelectorAll", nodeId=document["root"]["nodeId"], selector="fieldset.q, textarea"
+    )
+    for node_id in found["nodeIds"]:
+        described = await browser.send("DOM.describeNode", nodeId=node_id)
+        attrs = described["node"].get("attributes", [])
+        element_id = dict(zip(attrs[::2], attrs[1::2], strict=True)).get("id", "")
+        code = element_id.removeprefix("q-").removesuffix("-in")
+        name = names.get(described["node"]["backendNodeId"], "")
+        if name:
+            number = re.match(r"(\d+(?:\.\d+)*)\.", name)
+            out[code] = number.group(1) if number else name
+    return out
+
+
+async def test_numbering_has_no_gap_for_hidden_follow_ups(
+    chromium: str, client: Any, sessions: Any
+) -> None:
+    await opened(client, sessions)
+    (token,) = await make_invitations(sessions, 1, survey="deputies-2026")
+    base = str(client.make_url("/")).rstrip("/")
+    browser = Browser()
+    try:
+        await browser.start(360, 740)
+        await browser.goto(f"{base}/s/deputies-2026?t={token}")
+        shown = await _question_numbers(browser)
+        assert shown == {"role": "1", "handling": "2", "comment": "3"}, shown
+        await browser.tap('label[for="q-handling-4"]')  # 不满意 opens the follow-up
+        shown = await _question_numbers(browser)
+        # the follow-up reads as part of the question it follows; the comment stays 3
+        assert shown == {"role": "1", "handling": "2", "aspects": "2.1", "comment": "3"}, shown
+        await browser.screenshot(ARTIFACTS / "h5-deputies-follow-up.png")
+    finally:
+        await browser.close()

@@ -180,3 +180,95 @@ async def test_dont_know_is_offered_last_set_apart_and_stored(client: Any, sessi
             )
         ).scalar_one()
     assert stored == "unknown"
+
+
+async def test_opening_the_page_after_answering_says_so_at_once(client: Any, sessions: Any) -> None:
+    await opened(client, sessions)
+    first = await client.get("/s/fazhi-2026")
+    assert "pufa_rid" in first.cookies, "the form gives the browser its respondent id"
+    page = _Form()
+    page.feed(await first.text())
+    res = await client.post(
+        "/s/fazhi-2026", data=form_fields(fazhi_answers(), page.hidden), allow_redirects=False
+    )
+    assert res.status == 303
+    again = await client.get("/s/fazhi-2026")
+    html = await again.text()
+    assert "您已经填写过" in html
+    assert 'name="business_env"' not in html, "no blank form to fill in again"
+    client.session.cookie_jar.clear()  # another browser gets the form
+    other = await client.get("/s/fazhi-2026")
+    assert 'name="business_env"' in await other.text()
+
+
+async def test_oversize_form_gets_the_localized_page(client: Any, sessions: Any) -> None:
+    await opened(client, sessions)
+    page = _Form()
+    page.feed(await (await client.get("/s/fazhi-2026")).text())
+    fields = form_fields(fazhi_answers(comment="长" * 8000), page.hidden)
+    res = await client.post("/s/fazhi-2026", data=fields, allow_redirects=False)
+    assert res.status == 413
+    assert res.headers["Content-Type"].startswith("text/html")
+    html = await res.text()
+    assert '<html lang="zh-CN">' in html and "您的回答太长" in html
+    en = await client.post("/s/fazhi-2026?lang=en", data=fields, allow_redirects=False)
+    assert en.status == 413 and "too long to send" in await en.text()
+
+
+async def test_optional_questions_are_marked_once(client: Any, sessions: Any) -> None:
+    await opened(client, sessions)
+    html = await (await client.get("/s/fazhi-2026")).text()
+    assert html.count("选填") == 2  # channels and comment, each once
+    en = await (await client.get("/s/fazhi-2026?lang=en")).text()
+    assert en.lower().count("optional") == 2
+
+
+async def test_thanks_page_claims_saved_answers_only_after_a_submission(
+    client: Any, sessions: Any
+) -> None:
+    await opened(client, sessions)
+    direct = await client.get("/s/fazhi-2026/thanks")
+    text = await direct.text()
+    assert "已保存" not in text and "本浏览器刚才没有提交答卷" in text
+    assert 'href="/s/fazhi-2026"' in text
+    page = _Form()
+    page.feed(await (await client.get("/s/fazhi-2026")).text())
+    res = await client.post(
+        "/s/fazhi-2026", data=form_fields(fazhi_answers(), page.hidden), allow_redirects=False
+    )
+    thanks = await client.get(res.headers["Location"])
+    assert "已保存" in await thanks.text()
+    # the proof is bound to the survey: another survey's thanks page does not claim it
+    other = await client.get("/s/deputies-2026/thanks")
+    assert "已保存" not in await other.text()
+    # a made-up marker is not believed
+    client.session.cookie_jar.clear()
+    forged = await client.get(
+        "/s/fazhi-2026/thanks", headers={"Cookie": "pufa_saved=9999999999.0000"}
+    )
+    assert "已保存" not in await forged.text()
+
+
+async def test_submissions_are_counted_in_metrics(client: Any, sessions: Any) -> None:
+    await opened(client, sessions)
+    page = _Form()
+    page.feed(await (await client.get("/s/fazhi-2026")).text())
+    await client.post(
+        "/s/fazhi-2026", data=form_fields(fazhi_answers(), page.hidden), allow_redirects=False
+    )
+    client.session.cookie_jar.clear()
+    await client.post("/api/v1/surveys/fazhi-2026/responses", json={"answers": fazhi_answers()})
+    await client.post("/api/v1/surveys/fazhi-2026/responses", json={"answers": fazhi_answers()})
+    body = await (await client.get("/metrics")).text()
+    assert 'pufa_survey_responses_total{channel="h5",survey="fazhi-2026"} 1.0' in body
+    assert 'pufa_survey_responses_total{channel="api",survey="fazhi-2026"} 1.0' in body
+
+
+async def test_follow_up_questions_leave_no_gap_in_the_numbering(
+    client: Any, sessions: Any
+) -> None:
+    await opened(client, sessions)
+    (token,) = await make_invitations(sessions, 1, survey="deputies-2026")
+    html = await (await client.get(f"/s/deputies-2026?t={token}")).text()
+    assert re.findall(r'<span class="n">([\d.]+)\.</span>', html) == ["1", "2", "2.1", "3"]
+    assert "在第2题中选择" in html or "第2题" in html  # the fallback hint names question 2

@@ -39,7 +39,7 @@ def _rows() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], Counter[tuple
         town = TOWNS[rid % len(TOWNS)]
         channel = CHANNELS[rid % 3]
         responses.append(
-            (rid, "fazhi-2026", f"{rid:064x}", channel, town, "zh_CN", None, None, True, naive)
+            (rid, "fazhi-2026", f"{rid:064x}", channel, town, "zh_CN", None, None, False, naive)
         )
         levels = rng.choices(SCALE_CODES, weights=weights, k=len(RATED))
         for question, level in zip(RATED, levels, strict=True):

@@ -113,17 +113,18 @@ def test_invite_residents_chat_links(run: Any, db_url: str, tmp_path: Path) -> N
 
 def test_results_formats(run: Any, tmp_path: Path) -> None:
     assert run("seed", "--demo").exit_code == 0  # sample responses
-    table = run("results", "fazhi-2026")
+    table = run("results", "fazhi-2026", "--include-sample")
     assert table.exit_code == 0, table.output
     assert "社会公众对政府信息公开的总体满意度" in table.output and "420" in table.output
-    shown = run("results", "fazhi-2026", "--format", "json", "--by", "township")
+    shown = run("results", "fazhi-2026", "--format", "json", "--by", "township", "--include-sample")
     as_json = json.loads(shown.output)
     assert {i["verdict"] for i in as_json["indicators"]} <= {"met", "not_met", "inconclusive"}
     assert len(as_json["by"]["township"]) >= 2
     law = next(i for i in as_json["indicators"] if i["code"] == "law_enforcement")
     assert law["baseline_n"] == 300  # the sample 2025 survey
     xlsx = tmp_path / "r.xlsx"
-    assert run("results", "fazhi-2026", "--format", "xlsx", "-o", str(xlsx)).exit_code == 0
+    made = run("results", "fazhi-2026", "--format", "xlsx", "-o", str(xlsx), "--include-sample")
+    assert made.exit_code == 0, made.output
     assert xlsx.read_bytes()[:2] == b"PK"
     assert run("results", "fazhi-2026", "--format", "xlsx").exit_code == 2
 

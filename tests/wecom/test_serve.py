@@ -95,7 +95,7 @@ def test_serve_with_wecom_unreachable_starts_answers_callbacks_and_stops(
         assert health == {"status": "ok", "db": "ok", "wecom": "unreachable"}
     finally:
         out, _ = _stop(proc)
-    assert "wecom:    callback http://127.0.0.1:8080/wecom/callback" in out
+    assert f"wecom:    callback http://127.0.0.1:{port}/wecom/callback" in out
     assert "shutting down" in out
 
 

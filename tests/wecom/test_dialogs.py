@@ -91,8 +91,8 @@ async def test_survey_answered_in_wecom_is_stored(wecom: WeCom) -> None:
     assert _card_text(last).startswith("(10/10)")
     assert _labels(last) == ["跳过"]
 
-    # 10: free text that happens to be an option's words of an earlier question
-    sent = await wecom.chat(user, "满意")
+    # 10: free text that looks like the number of the Skip button shown with the question
+    sent = await wecom.chat(user, "1")
     assert "感谢" in _text(sent[-1])
 
     async with transaction(wecom.sessions) as session:
@@ -120,7 +120,7 @@ async def test_survey_answered_in_wecom_is_stored(wecom: WeCom) -> None:
         "dispute_resolution": ["fairly_satisfied"],
         "rule_of_law_overall": ["fairly_satisfied"],
         "channels": ["service_hall", "hotline"],
-        "comment": ["满意"],
+        "comment": ["1"],
     }
     # every reply went through the outbox and was sent
     async with transaction(wecom.sessions) as session:

@@ -423,7 +423,9 @@ class WeComChannel:
                 )
             )
         ).scalar_one_or_none() or self.default_locale
-        with_buttons = [reply for reply in replies if reply.buttons]
+        # Only options people answer by number are remembered (a free-text question's Skip
+        # button is not: a typed "1" there is the answer, not the first button).
+        with_buttons = [reply for reply in replies if reply.buttons and reply.numbered]
         if with_buttons:
             await remember(session, user, with_buttons[-1], now)
         recipient = Recipient(CHANNEL, user, locale)

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from storage.models import Township
-from storage.models_surveys import SurveyAnswer
+from storage.models_surveys import SurveyAnswer, SurveyResponse
 from storage.types import table_of
 from surveys.schema import SCALE_WEIGHTS, UNKNOWN_CODE, Indicator, Survey, localized
 from surveys.scoring import IndicatorResult, Tally, indicator_result, weighted_index
@@ -49,9 +49,15 @@ def baseline_code(code: str) -> str | None:
 
 
 async def fetch_counts(
-    session: AsyncSession, survey: str, questions: set[str], township: str | None = None
+    session: AsyncSession,
+    survey: str,
+    questions: set[str],
+    township: str | None = None,
+    *,
+    include_sample: bool = True,
 ) -> Counts:
-    """Answer counts per question, option, township and channel, computed in SQL."""
+    """Answer counts per question, option, township and channel, computed in SQL
+    (without the answers of sample responses when ``include_sample`` is false)."""
     a = table_of(SurveyAnswer).c
     stmt = (
         select(a.question, a.value, a.township, a.channel, func.count())
@@ -60,6 +66,9 @@ async def fetch_counts(
     )
     if township is not None:
         stmt = stmt.where(a.township == township)
+    if not include_sample:
+        r = table_of(SurveyResponse).c
+        stmt = stmt.join(table_of(SurveyResponse), r.id == a.response_id).where(r.sample.is_(False))
     rows = await session.execute(stmt)
     return {(q, v, t, c): n for q, v, t, c, n in rows.all()}
 
@@ -188,21 +197,27 @@ async def compute_results(
     locale: str = "zh_CN",
     township: str | None = None,
     baseline: str | None = None,
+    include_sample: bool = True,
 ) -> SurveyReport:
     """Results of ``survey`` (optionally only one township's answers).
 
     ``baseline`` is the survey code of the previous period for "显著提高" indicators
-    (default: :func:`baseline_code`).
+    (default: :func:`baseline_code`). With ``include_sample`` false, sample (demo) responses
+    are left out of every figure, the baseline's included.
     """
     questions = {q for ind in survey.indicators for q in ind.questions}
-    counts = await fetch_counts(session, survey.code, questions, township)
+    counts = await fetch_counts(
+        session, survey.code, questions, township, include_sample=include_sample
+    )
     base_code = baseline if baseline is not None else baseline_code(survey.code)
     baselines: dict[str, tuple[int, int]] = {}
     increase = [ind for ind in survey.indicators if ind.target is None]
     if increase and base_code:
-        base_counts = _collapse(await fetch_counts(session, base_code, questions, township)).get(
-            None, {}
-        )
+        base_counts = _collapse(
+            await fetch_counts(
+                session, base_code, questions, township, include_sample=include_sample
+            )
+        ).get(None, {})
         for ind in increase:
             s, n, _unknown = _tally(ind, base_counts)
             if n:

@@ -1,0 +1,3 @@
+"""The console's pages, one module each; every module defines ``PAGE``
+(:class:`bot.web.layout.Page`). :data:`bot.web.routes.PAGES` lists them in navigation order.
+"""

@@ -28,10 +28,14 @@ def safe_next(value: str | None) -> str:
         and value.startswith(PREFIX + "/")
         and not value.startswith("//")
         and "\\" not in value
-        and not value.startswith(PREFIX + "/login")
     ):
         return value
     return HOME
+
+
+def _after_login(value: str | None) -> str:
+    target = safe_next(value)
+    return HOME if target.startswith(PREFIX + "/login") else target
 
 
 async def home(request: web.Request) -> web.StreamResponse:
@@ -48,8 +52,8 @@ async def home(request: web.Request) -> web.StreamResponse:
 async def login_form(request: web.Request) -> web.StreamResponse:
     """``GET /admin/login``."""
     if await current_principal(request) is not None:
-        raise web.HTTPFound(safe_next(request.query.get("next")))
-    return await render(request, "login.html", {"next": safe_next(request.query.get("next"))})
+        raise web.HTTPFound(_after_login(request.query.get("next")))
+    return await render(request, "login.html", {"next": _after_login(request.query.get("next"))})
 
 
 async def login_submit(request: web.Request) -> web.StreamResponse:
@@ -57,7 +61,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     name = str(form.get("name", "")).strip()[:64]
     password = str(form.get("password", ""))[:1024]
-    target = safe_next(str(form.get("next", "")))
+    target = _after_login(str(form.get("next", "")))
     if not name or not password:
         return await render(
             request,

@@ -40,6 +40,8 @@ __all__ = [
     "attempt_login",
     "create_account",
     "hash_password",
+    "set_active",
+    "set_password",
     "throttle_wait",
 ]
 
@@ -140,6 +142,49 @@ async def create_account(
         before=None,
         after={"role": role, "township": township, "active": True},
     )
+    return account
+
+
+async def _account(session: AsyncSession, name: str) -> ConsoleAccount:
+    account = (
+        await session.execute(
+            select(ConsoleAccount).where(
+                func.lower(col(ConsoleAccount.name)) == name.strip().lower()
+            )
+        )
+    ).scalar_one_or_none()
+    if account is None:
+        raise AccountError(f"no account named {name!r}")
+    return account
+
+
+async def set_active(
+    session: AsyncSession, name: str, active: bool, *, actor: str = "cli"
+) -> ConsoleAccount:
+    """Enable or disable an account (audited); a disabled account is logged out at once."""
+    account = await _account(session, name)
+    if account.active != active:
+        record(
+            session,
+            actor,
+            "console.account.enable" if active else "console.account.disable",
+            account.name,
+            before={"active": account.active},
+            after={"active": active},
+        )
+        account.active = active
+    return account
+
+
+async def set_password(
+    session: AsyncSession, name: str, password: str, *, actor: str = "cli"
+) -> ConsoleAccount:
+    """Give an account a new password (audited, without the password)."""
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"the password must have at least {MIN_PASSWORD} characters")
+    account = await _account(session, name)
+    account.password_hash = await asyncio.to_thread(hash_password, password)
+    record(session, actor, "console.account.password", account.name)
     return account
 
 

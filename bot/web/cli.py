@@ -1,20 +1,29 @@
-"""``pufa admin create NAME [--role …] [--township CODE]`` and ``pufa admin list``.
+"""``pufa admin create NAME [--role …] [--township CODE]``, ``pufa admin list``,
+``pufa admin password NAME`` and ``pufa admin disable|enable NAME``.
 
-The password is asked twice on a terminal (not echoed); when standard input is not a terminal
-its first two lines are read instead, so scripts can create accounts.
+A password is asked twice on a terminal (not echoed); when standard input is not a terminal
+its first two lines are read instead, so scripts can create accounts. Every change is written
+to the audit log (actor ``cli``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Any
 
 import click
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from bot.web.accounts import MIN_PASSWORD, AccountError, create_account
+from bot.web.accounts import (
+    MIN_PASSWORD,
+    AccountError,
+    create_account,
+    set_active,
+    set_password,
+)
 from core.cli import get_settings
 from core.clock import utcnow
 from core.errors import PufaError
@@ -100,6 +109,47 @@ def admin_list(ctx: click.Context) -> None:
             f"{account.id}\t{account.name}\t{account.role}\t{account.township or ''}\t"
             f"{'active' if account.active else 'disabled'}\t{last}"
         )
+
+
+def _change(ctx: click.Context, change: Any) -> None:
+    settings = get_settings(ctx)
+
+    async def body(sessions: async_sessionmaker[AsyncSession]) -> None:
+        try:
+            async with transaction(sessions) as session:
+                await change(session)
+        except AccountError as exc:
+            raise PufaError(str(exc)) from exc
+
+    asyncio.run(with_sessions(settings.database_url, body))
+
+
+@admin.command("password")
+@click.argument("name")
+@click.pass_context
+def admin_password(ctx: click.Context, name: str) -> None:
+    """Give account NAME a new password (asked twice, or two lines of standard input)."""
+    password = _read_password()
+    _change(ctx, lambda session: set_password(session, name, password))
+    click.echo(f"password of {name!r} changed")
+
+
+@admin.command("disable")
+@click.argument("name")
+@click.pass_context
+def admin_disable(ctx: click.Context, name: str) -> None:
+    """Disable account NAME: it cannot log in, and its open sessions end at once."""
+    _change(ctx, lambda session: set_active(session, name, False))
+    click.echo(f"{name!r} disabled")
+
+
+@admin.command("enable")
+@click.argument("name")
+@click.pass_context
+def admin_enable(ctx: click.Context, name: str) -> None:
+    """Enable account NAME again."""
+    _change(ctx, lambda session: set_active(session, name, True))
+    click.echo(f"{name!r} enabled")
 
 
 commands = [admin]

@@ -17,7 +17,12 @@ from bot.web import login
 from bot.web.auth import SESSION_IDLE, guard
 from bot.web.layout import JINJA, PAGES_KEY, PREFIX, STATIC, TEMPLATES, Page
 from bot.web.pages import audit, dashboard, outbox, surveys
-from bot.web.security import csrf_middleware, error_middleware, headers_middleware
+from bot.web.security import (
+    SECURITY_HEADERS,
+    csrf_middleware,
+    error_middleware,
+    headers_middleware,
+)
 from core.appkeys import SETTINGS
 from core.crypto import derive_key
 from core.settings import Settings
@@ -81,7 +86,7 @@ def build_console(settings: Settings, pages: tuple[Page, ...] = PAGES) -> web.Ap
 
 
 async def _to_console(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPFound(PREFIX + "/")
+    raise web.HTTPFound(PREFIX + "/", headers=SECURITY_HEADERS)
 
 
 def setup(app: web.Application, _catalog: None) -> None:

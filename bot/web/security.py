@@ -4,14 +4,17 @@
   all (styles only from ``/admin/static/``, images only from the page itself or ``data:``,
   forms only to the console, no framing), ``X-Frame-Options: DENY``,
   ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: same-origin``.
-- Every POST must carry the session's CSRF token (form field ``csrf_token`` or header
-  ``X-CSRF-Token``); otherwise it is refused with 403 before any handler runs.
+- Every POST must carry the session's CSRF token (form field ``csrf_token``, header
+  ``X-CSRF-Token``, or for a ``multipart/form-data`` upload the ``csrf_token`` query parameter
+  of the form's action, so the body is left for the handler to stream); otherwise it is
+  refused with 403 before any handler runs.
 - HTTP errors (401, 403, 404, 405, 413) are shown as console pages in the request's language.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -20,6 +23,8 @@ from aiohttp_session import get_session
 from bot.web.auth import login_url
 from bot.web.layout import render
 from core.i18n import N_
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CSRF_FIELD",
@@ -52,6 +57,7 @@ _ERRORS: dict[int, str] = {
     404: N_("There is no such page."),
     405: N_("This method is not allowed here."),
     413: N_("The request is too large."),
+    500: N_("Something went wrong on our side. Please try again later."),
 }
 
 
@@ -73,7 +79,7 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Show HTTP errors as console pages."""
+    """Show HTTP errors, and failures of our own (500), as console pages."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -98,6 +104,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
+    except Exception:
+        log.exception("console page failed", extra={"path": request.path})
+        return await render(
+            request,
+            "error.html",
+            {"status": 500, "message": _ERRORS[500], "login_href": None},
+            status=500,
+        )
 
 
 @web.middleware
@@ -107,10 +121,11 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
         session = await get_session(request)
         expected = session.get("csrf")
         presented = request.headers.get(CSRF_HEADER)
-        if presented is None and request.content_type in (
-            "application/x-www-form-urlencoded",
-            "multipart/form-data",
-        ):
+        if presented is None and request.content_type == "multipart/form-data":
+            # An upload (an import file) is not read here: its form carries the token in its
+            # action URL, so the handler can stream the body under its own size limit.
+            presented = request.query.get(CSRF_FIELD)
+        elif presented is None and request.content_type == "application/x-www-form-urlencoded":
             form = await request.post()
             value = form.get(CSRF_FIELD)
             presented = value if isinstance(value, str) else None

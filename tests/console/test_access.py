@@ -8,6 +8,7 @@ import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.fernet import Fernet
@@ -292,7 +293,23 @@ async def test_a_post_without_the_right_csrf_token_is_refused(
     assert logout.status == 403
     assert (await client.get("/admin/dashboard", allow_redirects=False)).status == 200
 
-    # The right token, in the form or in the header, is accepted.
+    # An upload form (multipart) carries the token in its action URL, not in the body.
+    upload = aiohttp.FormData({"status": "closed", "csrf_token": good})
+    upload.add_field("file", b"a,b\n", filename="x.csv", content_type="text/csv")
+    response = await client.post(close, data=upload, allow_redirects=False)
+    assert response.status == 403
+    upload = aiohttp.FormData({"status": "closed"})
+    upload.add_field("file", b"a,b\n", filename="x.csv", content_type="text/csv")
+    response = await client.post(f"{close}?csrf_token={foreign}", data=upload)
+    assert response.status == 403
+    assert (await _state(sessions))[0] == "open"
+
+    # The right token, in the form, the header or an upload's URL, is accepted.
+    upload = aiohttp.FormData({"status": "scheduled"})
+    upload.add_field("file", b"a,b\n", filename="x.csv", content_type="text/csv")
+    response = await client.post(f"{close}?csrf_token={good}", data=upload, allow_redirects=False)
+    assert response.status == 303
+    assert (await _state(sessions))[0] == "scheduled"
     ok = await client.post(
         close, data={"status": "closed"}, headers={"X-CSRF-Token": good}, allow_redirects=False
     )

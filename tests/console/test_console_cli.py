@@ -51,7 +51,11 @@ async def test_admin_create_reads_two_lines_and_the_account_logs_in(
     assert "'王芳' created, role staff for township ZBP" in made.stdout
     async with sessions() as session:
         account = (await session.execute(select(ConsoleAccount))).scalar_one()
-        audit = (await session.execute(select(AuditLog))).scalar_one()
+        audit = (
+            await session.execute(
+                select(AuditLog).where(AuditLog.action == "console.account.create")
+            )
+        ).scalar_one()
     assert account.role == "staff" and account.township == "ZBP"
     assert account.password_hash.startswith("$argon2id$")
     assert "一二三" not in account.password_hash
@@ -66,6 +70,27 @@ async def test_admin_create_reads_two_lines_and_the_account_logs_in(
     listed = _admin(db_url, tmp_path, "list")
     assert listed.returncode == 0
     assert "王芳\tstaff\tZBP\tactive" in listed.stdout
+
+    # Disabled: the open session ends and the password no longer logs in.
+    assert _admin(db_url, tmp_path, "disable", "王芳").returncode == 0
+    assert (await client.get("/admin/dashboard", allow_redirects=False)).status == 302
+    assert (await login(client, "王芳", "一二三四五六七八九十abc")).status == 401
+    changed = _admin(
+        db_url, tmp_path, "password", "王芳", stdin="新的密码新的密码新的\n新的密码新的密码新的\n"
+    )
+    assert changed.returncode == 0, changed.stderr
+    assert _admin(db_url, tmp_path, "enable", "王芳").returncode == 0
+    assert (await login(client, "王芳", "一二三四五六七八九十abc")).status == 401
+    assert (await login(client, "王芳", "新的密码新的密码新的")).status == 303
+    async with sessions() as session:
+        actions = (await session.execute(select(AuditLog.action).order_by(AuditLog.id))).scalars()
+        changes = [a for a in actions if a.startswith("console.account")]
+    assert changes == [
+        "console.account.create",
+        "console.account.disable",
+        "console.account.password",
+        "console.account.enable",
+    ]
 
 
 async def test_admin_create_refuses_bad_input(sessions: Any, db_url: str, tmp_path: Path) -> None:

@@ -114,6 +114,9 @@ async def test_staff_see_their_own_township_only(
     exported = await (await client.get("/admin/dashboard/results.json?by=township")).json()
     assert [group["township"] for group in exported["by"]["township"]] == ["ZBP"]
     assert exported["indicators"][0]["n"] == 1
+    listed = await (await client.get("/admin/surveys")).text()
+    row = listed.split('id="survey-fazhi-2026"', 1)[1].split("</tr>", 1)[0]
+    assert '<td class="num">1</td>' in row  # their township's responses, not the district's
 
 
 async def test_text_typed_by_residents_is_shown_escaped(

@@ -68,6 +68,15 @@ def poster_link(public_url: str, survey: str, township: str) -> str:
     return f"{public_url.rstrip('/')}/s/{survey}?src={township}"
 
 
+def _count_responses(township: str | None) -> Any:
+    stmt = select(col(SurveyResponse.survey), col(SurveyResponse.sample), func.count()).group_by(
+        col(SurveyResponse.survey), col(SurveyResponse.sample)
+    )
+    if township is not None:
+        stmt = stmt.where(col(SurveyResponse.township) == township)
+    return stmt
+
+
 async def survey_list(request: web.Request, user: Principal) -> web.StreamResponse:
     """``GET /admin/surveys``."""
     locale = await console_locale(request)
@@ -83,11 +92,7 @@ async def survey_list(request: web.Request, user: Principal) -> web.StreamRespon
         counts: dict[tuple[str, bool], int] = {
             (code, bool(sample)): n
             for code, sample, n in (
-                await db.execute(
-                    select(
-                        col(SurveyResponse.survey), col(SurveyResponse.sample), func.count()
-                    ).group_by(col(SurveyResponse.survey), col(SurveyResponse.sample))
-                )
+                await db.execute(_count_responses(user.township_scope(None)))
             ).all()
         }
     now = utcnow()

@@ -18,18 +18,43 @@ from tests.console.conftest import add_townships, login
 from tests.helpers import TEST_SECRET
 
 
-def _admin(db_url: str, cwd: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def _env(db_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PUFA_")}
     env.update(PUFA_DATABASE_URL=db_url, PUFA_SECRET_KEY=TEST_SECRET, PUFA_LOG_FORMAT="text")
+    return env
+
+
+def _admin(db_url: str, cwd: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bot", "admin", *args],
         cwd=cwd,
-        env=env,
+        env=_env(db_url),
         input=stdin,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def _admin_all(db_url: str, cwd: Path, runs: list[tuple[list[str], str]]) -> list[tuple[int, str]]:
+    """Several ``pufa admin`` processes at once (they start slowly); exit codes and stderr."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bot", "admin", *args],
+            cwd=cwd,
+            env=_env(db_url),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args, _stdin in runs
+    ]
+    results = []
+    for proc, (_args, stdin) in zip(procs, runs, strict=True):
+        _out, err = proc.communicate(stdin, timeout=120)
+        results.append((proc.returncode, err))
+    return results
 
 
 async def test_admin_create_reads_two_lines_and_the_account_logs_in(
@@ -102,11 +127,11 @@ async def test_admin_create_refuses_bad_input(sessions: Any, db_url: str, tmp_pa
         (["create", "ops", "--role", "staff"], good, 2, "--role staff needs --township"),
         (["create", "ops", "--role", "staff", "--township", "NOPE"], good, 1, "unknown township"),
     ]
-    for args, stdin, code, message in cases:
-        result = _admin(db_url, tmp_path, *args, stdin=stdin)
-        assert result.returncode == code, (args, result.stderr)
-        assert message in result.stderr, (args, result.stderr)
-        assert "Traceback" not in result.stderr
+    results = _admin_all(db_url, tmp_path, [(args, stdin) for args, stdin, _c, _m in cases])
+    for (args, _stdin, code, message), (returncode, stderr) in zip(cases, results, strict=True):
+        assert returncode == code, (args, stderr)
+        assert message in stderr, (args, stderr)
+        assert "Traceback" not in stderr
     assert _admin(db_url, tmp_path, "create", "ops", stdin=good).returncode == 0
     again = _admin(db_url, tmp_path, "create", "OPS", stdin=good)
     assert again.returncode == 1 and "already exists" in again.stderr

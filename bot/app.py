@@ -30,6 +30,7 @@ from bot.channels.wecom import install as install_wecom
 from bot.dialogs import DIALOGS, DialogRuntime
 from bot.dialogs.store import prune
 from bot.outbox.sender import Sender
+from bot.web.feature import FEATURE as CONSOLE
 from core.appkeys import CATALOGS, ENGINE, METRICS, SESSIONS, SETTINGS
 from core.clock import Clock, utcnow
 from core.feature import Catalogs, Feature, PeriodicTask, SeedContext, SeedReport, TaskContext
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 FEATURES: tuple[Feature[Any], ...] = (
     SURVEYS,
     BINDING,
+    CONSOLE,
 )
 """Every feature of pufa, in the order their commands appear in the chat menu."""
 

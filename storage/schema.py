@@ -3,6 +3,7 @@
 from sqlmodel import SQLModel
 
 import storage.models
+import storage.models_console
 import storage.models_dialogs
 import storage.models_outbox
 import storage.models_surveys

@@ -1,38 +1,26 @@
 """A resident completes the survey in headless chromium on a 360×740 phone screen.
 
 Taps go to the labels (large targets tied to their inputs); the page itself runs no
-JavaScript. Screenshots are saved to ``test-artifacts/``. Without chromium the test skips
-locally but fails under ``CI=true`` (``make test`` installs it via ``.ci/run``).
+JavaScript. The browser is Debian's chromium driven by Playwright (:mod:`tests.browser`).
+Screenshots are saved to ``test-artifacts/``. Without chromium the test skips locally but
+fails under ``CI=true`` (``make test`` installs it with ``make browser``).
 """
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.async_api import CDPSession
 from sqlalchemy import select
 
 from storage.models_surveys import SurveyAnswer, SurveyResponse
-from tests.surveys.cdp import Browser, chromium_path
+from tests.browser import ARTIFACTS, WECHAT_UA, launch
 from tests.surveys.conftest import make_invitations
 from tests.surveys.test_api import opened
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def chromium() -> str:
-    path = chromium_path()
-    if path is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("chromium is not installed (apt-get install chromium); required in CI")
-        pytest.skip("chromium is not installed")
-    return path
 
 
 RATINGS = {
@@ -47,63 +35,61 @@ RATINGS = {
 }
 
 
-async def test_complete_survey_on_a_phone(chromium: str, client: Any, sessions: Any) -> None:
+async def test_complete_survey_on_a_phone(client: Any, sessions: Any) -> None:
     await opened(client, sessions)
     base = str(client.make_url("/")).rstrip("/")
-    browser = Browser()
-    try:
-        await browser.start(360, 740)
-        await browser.goto(f"{base}/s/fazhi-2026")
-        assert await browser.evaluate("document.documentElement.scrollWidth") <= 360
-        assert await browser.evaluate("document.title") == "2026年西夏区法治政府建设满意度调查"
-        await browser.screenshot(ARTIFACTS / "h5-survey-360x740-start.png")
+    async with launch() as browser:
+        context = await browser.new_context(
+            viewport={"width": 360, "height": 740},
+            device_scale_factor=2,
+            is_mobile=True,
+            has_touch=True,
+            user_agent=WECHAT_UA,
+            locale="zh-CN",
+            extra_http_headers={"Accept-Language": "zh-CN,zh;q=0.9"},
+        )
+        page = await context.new_page()
+        await page.goto(f"{base}/s/fazhi-2026")
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert await page.title() == "2026年西夏区法治政府建设满意度调查"
+        await page.screenshot(path=ARTIFACTS / "h5-survey-360x740-start.png")
 
         # First submit with one rating missing: the page comes back with the error and
         # everything else still chosen.
         for code, position in RATINGS.items():
             if code != "oversight":
-                target = f'label[for="q-{code}-{position}"]'
-                box = await browser.box(target)
-                assert box["h"] >= 44 and box["w"] >= 280, f"tap target too small: {box}"
-                await browser.tap(target)
-        await browser.tap('label[for="q-channels-2"]')
-        await browser.tap('label[for="q-channels-5"]')
-        await browser.tap("#q-comment-in")
-        await browser.type_text("希望多开展普法进社区活动")
-        await browser.tap('button[type="submit"]')
-        await browser.wait_event("Page.loadEventFired")
-        assert "请回答此题" in await browser.evaluate("document.body.innerText")
-        assert await browser.evaluate('document.querySelector("#q-business_env-1").checked')
-        assert (
-            await browser.evaluate('document.querySelector("#q-comment-in").value')
-            == "希望多开展普法进社区活动"
-        )
-        await browser.evaluate("document.querySelector('#q-oversight').scrollIntoView()")
-        await browser.screenshot(ARTIFACTS / "h5-survey-360x740-error.png")
+                target = page.locator(f'label[for="q-{code}-{position}"]')
+                box = await target.bounding_box()
+                assert box is not None
+                assert box["height"] >= 44 and box["width"] >= 280, f"tap target too small: {box}"
+                await target.tap()
+        await page.tap('label[for="q-channels-2"]')
+        await page.tap('label[for="q-channels-5"]')
+        await page.tap("#q-comment-in")
+        await page.keyboard.insert_text("希望多开展普法进社区活动")
+        async with page.expect_navigation():
+            await page.tap('button[type="submit"]')
+        assert "请回答此题" in await page.inner_text("body")
+        assert await page.is_checked("#q-business_env-1")
+        assert await page.input_value("#q-comment-in") == "希望多开展普法进社区活动"
+        await page.locator("#q-oversight").scroll_into_view_if_needed()
+        await page.screenshot(path=ARTIFACTS / "h5-survey-360x740-error.png")
 
-        await browser.tap('label[for="q-oversight-2"]')
-        await browser.tap('button[type="submit"]')
-        await browser.wait_event("Page.loadEventFired")
-        text = await browser.evaluate("document.body.innerText")
-        assert "谢谢" in text
-        assert (await browser.evaluate("location.pathname")) == "/s/fazhi-2026/thanks"
-        await browser.screenshot(ARTIFACTS / "h5-survey-360x740.png")
+        await page.tap('label[for="q-oversight-2"]')
+        async with page.expect_navigation():
+            await page.tap('button[type="submit"]')
+        assert "谢谢" in await page.inner_text("body")
+        assert await page.evaluate("location.pathname") == "/s/fazhi-2026/thanks"
+        await page.screenshot(path=ARTIFACTS / "h5-survey-360x740.png")
 
         # The narrowest phones: nothing overflows at 320 px either.
-        await browser.send(
-            "Emulation.setDeviceMetricsOverride",
-            width=320,
-            height=640,
-            deviceScaleFactor=2,
-            mobile=True,
-        )
+        await page.set_viewport_size({"width": 320, "height": 640})
         # The deputies' survey is by invitation: open its form with a token.
         (token,) = await make_invitations(sessions, 1, survey="deputies-2026")
-        await browser.goto(f"{base}/s/deputies-2026?t={token}")
-        assert await browser.evaluate("document.querySelectorAll('input').length") > 5
-        assert await browser.evaluate("document.documentElement.scrollWidth") <= 320
-    finally:
-        await browser.close()
+        await page.goto(f"{base}/s/deputies-2026?t={token}")
+        assert await page.locator("input").count() > 5
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 320
+        await context.close()
 
     async with sessions() as session:
         response = (await session.execute(select(SurveyResponse))).scalar_one()
@@ -112,7 +98,7 @@ async def test_complete_survey_on_a_phone(chromium: str, client: Any, sessions: 
                 select(SurveyAnswer).where(SurveyAnswer.response_id == response.id)
             )
         ).scalars()
-        stored = {}
+        stored: dict[str, list[str | None]] = {}
         for row in answers:
             stored.setdefault(row.question, []).append(row.value or row.text)
     assert response.channel == "h5"
@@ -124,7 +110,7 @@ async def test_complete_survey_on_a_phone(chromium: str, client: Any, sessions: 
     assert (ARTIFACTS / "h5-survey-360x740.png").stat().st_size > 5000
 
 
-async def _question_numbers(browser: Browser) -> dict[str, str]:
+async def _question_numbers(browser: CDPSession) -> dict[str, str]:
     """``{question code: number as read out}``: the accessible name of each shown question
     (what a screen reader says, CSS-generated numbers included)."""
     await browser.send("Accessibility.enable")
@@ -136,12 +122,13 @@ async def _question_numbers(browser: Browser) -> dict[str, str]:
         if backend is not None and not node.get("ignored") and name:
             names[backend] = name
     out: dict[str, str] = {}
-    document = await browser.send("DOM.getDocument", depth=-1)
+    document = await browser.send("DOM.getDocument", {"depth": -1})
     found = await browser.send(
-        "DOM.querySelectorAll", nodeId=document["root"]["nodeId"], selector="fieldset.q, textarea"
+        "DOM.querySelectorAll",
+        {"nodeId": document["root"]["nodeId"], "selector": "fieldset.q, textarea"},
     )
     for node_id in found["nodeIds"]:
-        described = await browser.send("DOM.describeNode", nodeId=node_id)
+        described = await browser.send("DOM.describeNode", {"nodeId": node_id})
         attrs = described["node"].get("attributes", [])
         element_id = dict(zip(attrs[::2], attrs[1::2], strict=True)).get("id", "")
         code = element_id.removeprefix("q-").removesuffix("-in")
@@ -152,22 +139,22 @@ async def _question_numbers(browser: Browser) -> dict[str, str]:
     return out
 
 
-async def test_numbering_has_no_gap_for_hidden_follow_ups(
-    chromium: str, client: Any, sessions: Any
-) -> None:
+async def test_numbering_has_no_gap_for_hidden_follow_ups(client: Any, sessions: Any) -> None:
     await opened(client, sessions)
     (token,) = await make_invitations(sessions, 1, survey="deputies-2026")
     base = str(client.make_url("/")).rstrip("/")
-    browser = Browser()
-    try:
-        await browser.start(360, 740)
-        await browser.goto(f"{base}/s/deputies-2026?t={token}")
-        shown = await _question_numbers(browser)
+    async with launch() as browser:
+        context = await browser.new_context(
+            viewport={"width": 360, "height": 740}, locale="zh-CN", has_touch=True, is_mobile=True
+        )
+        page = await context.new_page()
+        cdp = await context.new_cdp_session(page)
+        await page.goto(f"{base}/s/deputies-2026?t={token}")
+        shown = await _question_numbers(cdp)
         assert shown == {"role": "1", "handling": "2", "comment": "3"}, shown
-        await browser.tap('label[for="q-handling-4"]')  # 不满意 opens the follow-up
-        shown = await _question_numbers(browser)
+        await page.tap('label[for="q-handling-4"]')  # 不满意 opens the follow-up
+        shown = await _question_numbers(cdp)
         # the follow-up reads as part of the question it follows; the comment stays 3
         assert shown == {"role": "1", "handling": "2", "aspects": "2.1", "comment": "3"}, shown
-        await browser.screenshot(ARTIFACTS / "h5-deputies-follow-up.png")
-    finally:
-        await browser.close()
+        await page.screenshot(path=ARTIFACTS / "h5-deputies-follow-up.png")
+        await context.close()

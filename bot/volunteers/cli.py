@@ -381,6 +381,8 @@ def list_cmd(
         return
     if not found:
         click.echo(t._("No legal liaisons registered here yet."))
+        if not include_sample:
+            click.echo(t._("Sample (demo) data is left out; add --include-sample to see it."))
         return
     header, rows = liaison_rows(found, t)
     click.echo(format_table([header, *[[str(c) for c in r] for r in rows]]), nl=False)

@@ -103,7 +103,10 @@ def _township_cells(t: Translator, cov: Coverage) -> tuple[list[str], list[list[
 def render_coverage_table(cov: Coverage, t: Translator) -> str:
     """Coverage for a terminal: the townships, then every village."""
     if not cov.villages:
-        return t._("No villages yet: import them with pufa import villages FILE.") + "\n"
+        lines = [t._("No villages yet: import them with pufa import villages FILE.")]
+        if not cov.include_sample:
+            lines.append(t._("Sample (demo) data is left out; add --include-sample to see it."))
+        return "\n".join(lines) + "\n"
     out = [t._("法律明白人 coverage: at least 2 per village, 3 per poor village.")]
     if cov.include_sample:
         out.append(t._("Sample (demo) data is included in these figures."))

@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from bot.binding.invites import create_invite
+from bot.volunteers.importer import import_villages
 from bot.volunteers.store import Keys, list_liaisons
+from bot.volunteers.tabular import read_table
 from storage.db import transaction
 from storage.models import AuditLog
 from storage.models_dialogs import Conversation
@@ -181,3 +183,32 @@ async def test_other_roles_are_refused(
             )
         ).scalar()
     assert flows == 0
+
+
+async def test_many_villages_come_a_page_at_a_time(
+    demo: async_sessionmaker[AsyncSession], chat: Callable[[str], Chat]
+) -> None:
+    rows = "".join(f"big,大镇,big-{i:02d},第{i}村,村,否\n" for i in range(1, 11))
+    table = read_table(("township_code,township_name,village_code,village_name\n" + rows).encode())
+    async with transaction(demo) as session:
+        await import_villages(session, table, actor="test", now=NOW)
+    await make_staff(demo, "2010", "big")
+    c = chat("2010")
+    await c.send("/register")
+    assert "第 1/2 页" in c.texts() and "10 个村（居）中有 10 个" in c.texts()
+    assert [label for label in c.labels() if label.startswith("第")] == [
+        f"第{i}村 0/2 ⚠" for i in range(1, 9)
+    ]
+    await c.press("下一页")
+    assert [label for label in c.labels() if label.startswith("第")] == [
+        "第9村 0/2 ⚠",
+        "第10村 0/2 ⚠",
+    ]
+    assert "上一页" in " ".join(c.labels())
+    await c.send("第1")  # several match: choose among them
+    assert "大镇中与“第1”相符的村（居）" in c.texts()
+    assert [label for label in c.labels() if label.startswith("第")] == ["第1村", "第10村"]
+    await c.press("第10村")
+    assert "第10村（村）：已登记法律明白人 0 名，目标 2 名。还差 2 名。" in c.texts()
+    await c.press("完成")
+    assert "/register" in c.texts()

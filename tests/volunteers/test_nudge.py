@@ -3,7 +3,9 @@ the villages still short, once per ISO week, from Monday 09:00 on, and nothing w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from subprocess import CompletedProcess
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -118,3 +120,16 @@ async def test_weekly_nudge_names_the_short_villages_once_a_week(
     again = await _messages(demo)
     assert len(again) == 6
     assert {m.dedupe_key.split(":")[2] for m in again} == {"2026-W23", "2026-W24"}
+
+
+async def test_pufa_volunteers_nudge_queues_this_week(
+    demo: async_sessionmaker[AsyncSession], pufa: Callable[..., CompletedProcess[str]]
+) -> None:
+    await make_staff(demo, "4101", "zbp")
+    early = pufa("volunteers", "nudge", "--now", "2026-06-01T08:30")
+    assert early.returncode == 0 and early.stdout.strip().splitlines()[-1] == "queued 0"
+    result = pufa("volunteers", "nudge", "--now", "2026-06-01T09:30")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "queued 1"
+    (message,) = await _messages(demo)
+    assert message.recipient == "4101" and "德林村" in message.body["text"]

@@ -284,7 +284,11 @@ async def _search(step: Step, town: Township, query: str) -> None:
         return
     step.update(st="villages")
     step.say(
-        step._("Villages of {township} matching “{query}”:", township=town.name, query=query),
+        step._(
+            "Villages of {township} matching “{query}”:",
+            township=town.name,
+            query=query.strip()[:40],
+        ),
         [[step.button(v.name, ACTION, f"V{v.id}")] for v in found[:PAGE]]
         + [[step.button(step._("All villages"), ACTION, "B")]],
     )

@@ -245,7 +245,7 @@ async def _moves_conflict(
     problems: list[RowProblem] = []
     if not moves:
         return problems
-    moving_ids = [v.id for _, v in moves]
+    moving_ids = {v.id for _, v in moves}
     rows = (
         await session.execute(
             select(
@@ -423,11 +423,8 @@ async def import_villages(
             for r, v in updates
         ]
         await session.execute(statement.execution_options(synchronize_session=False), params)
-        moved = [
-            (towns[r.township_code].id, v.id)
-            for r, v in updates
-            if v.id in {m.id for _, m in moves}
-        ]
+        moving = {m.id for _, m in moves}
+        moved = [(towns[r.township_code].id, v.id) for r, v in updates if v.id in moving]
         if moved:
             await session.execute(
                 update(table_of(Volunteer))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -30,11 +31,12 @@ from bot.channels.wecom import install as install_wecom
 from bot.dialogs import DIALOGS, DialogRuntime
 from bot.dialogs.store import prune
 from bot.outbox.sender import Sender
+from bot.volunteers.feature import FEATURE as VOLUNTEERS
 from bot.web.feature import FEATURE as CONSOLE
 from core.appkeys import CATALOGS, ENGINE, METRICS, SESSIONS, SETTINGS
 from core.clock import Clock, utcnow
 from core.feature import Catalogs, Feature, PeriodicTask, SeedContext, SeedReport, TaskContext
-from core.http import MAX_BODY, error_middleware
+from core.http import ERROR_SCHEMA, MAX_BODY, error_middleware
 from core.metrics import CONTENT_TYPE_LATEST, Metrics
 from core.settings import Settings
 from storage import seed as core_seed
@@ -57,6 +59,7 @@ FEATURES: tuple[Feature[Any], ...] = (
     SURVEYS,
     BINDING,
     CONSOLE,
+    VOLUNTEERS,
 )
 """Every feature of pufa, in the order their commands appear in the chat menu."""
 
@@ -219,6 +222,46 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "error", "db": "unreachable", **channels}, status=503)
 
 
+def openapi_document(settings: Settings) -> dict[str, Any]:
+    """The OpenAPI 3.1 description of ``/api/v1``: every feature's part, merged."""
+    paths: dict[str, Any] = {
+        "/api/v1/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document",
+                "responses": {"200": {"description": "OpenAPI 3 document"}},
+            }
+        }
+    }
+    schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    for feature in FEATURES:
+        part = feature.openapi or {}
+        paths.update(part.get("paths", {}))
+        schemas.update(part.get("components", {}).get("schemas", {}))
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "pufa API",
+            "version": "1",
+            "description": "Satisfaction surveys, the lecture rota and the legal-liaison "
+            "registry of the district's law-based-government programme.",
+        },
+        "servers": [{"url": settings.public_url}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas,
+        },
+    }
+
+
+async def openapi_view(request: web.Request) -> web.Response:
+    """``GET /api/v1/openapi.json``."""
+    return web.json_response(
+        openapi_document(request.app[SETTINGS]), dumps=lambda o: json.dumps(o, ensure_ascii=False)
+    )
+
+
 async def metrics_view(request: web.Request) -> web.Response:
     """Prometheus text exposition."""
     body = request.app[METRICS].render()
@@ -234,6 +277,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> web.Application:
     app.cleanup_ctx.append(_database_ctx(clock))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
+    app.router.add_get("/api/v1/openapi.json", openapi_view)
     for feature in FEATURES:
         if feature.routes is not None:
             feature.routes(app, app[CATALOGS].of(feature))

@@ -11,7 +11,9 @@ composition root (:mod:`bot.app`) the same few things:
 - ``tasks`` — background jobs run periodically by ``pufa serve``;
 - ``seed`` / ``seed_demo`` — what ``pufa seed`` (and the first ``pufa serve``) loads, and the
   sample data of ``pufa seed --demo``;
-- ``banner`` — lines ``pufa serve`` prints at start.
+- ``banner`` — lines ``pufa serve`` prints at start;
+- ``openapi`` — its part of the ``/api/v1`` description: ``{"paths": …, "components":
+  {"schemas": …}}`` (the root merges the parts into ``/api/v1/openapi.json``).
 
 Every part is optional. The root lists the features once and wires each part; adding a
 feature is writing its package and adding one line there. A feature never imports the runtime,
@@ -20,7 +22,7 @@ a channel or another feature.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -118,6 +120,7 @@ class Feature(Generic[C]):
     seed: Callable[[SeedContext, C], Awaitable[None]] | None = None
     seed_demo: Callable[[SeedContext, C], Awaitable[None]] | None = None
     banner: Callable[[Settings, C], Sequence[str]] | None = None
+    openapi: Mapping[str, Any] | None = None
 
 
 class Catalogs:

@@ -165,3 +165,21 @@ def client_address(request: web.Request, trusted_proxies: Sequence[IPNetwork] = 
         if not _trusted(address, trusted_proxies):
             break
     return str(client)
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "fields"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "fields": {"type": "object"},
+            },
+        }
+    },
+}
+"""The JSON error format in OpenAPI form (``#/components/schemas/Error``)."""

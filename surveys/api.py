@@ -13,7 +13,8 @@ Routes (CONTRACT.md):
 - ``GET /api/v1/surveys/{survey}/results`` — bearer token; ``?by=township|channel``;
   sample (demo) responses only with ``?include_sample=true`` (the body's ``sample_included``
   says whether they are in the figures);
-- ``GET /api/v1/openapi.json`` — the OpenAPI 3 description of these routes.
+- their OpenAPI description is :data:`surveys.openapi.PART` (merged into
+  ``/api/v1/openapi.json`` by the composition root).
 
 The survey feature's ``routes`` hook (:func:`surveys.routes.setup`) adds these with the mobile
 pages; what both share lives in :mod:`surveys.intake`.
@@ -27,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-from core.appkeys import SESSIONS, SETTINGS
+from core.appkeys import SESSIONS
 from core.clock import utcnow
 from core.http import MAX_BODY, json_error, request_locale
 from core.i18n import N_, Translator, negotiate, translator
@@ -43,7 +44,6 @@ from surveys.intake import (
     township_exists,
 )
 from surveys.keys import SURVEYS
-from surveys.openapi import document
 from surveys.results import compute_results, has_answers
 from surveys.state import state_is_open
 from surveys.submission import (
@@ -304,16 +304,10 @@ async def get_results(request: web.Request) -> web.Response:
     return web.json_response(report.to_dict(by), dumps=_dumps)
 
 
-async def openapi(request: web.Request) -> web.Response:
-    """``GET /api/v1/openapi.json``."""
-    return web.json_response(document(request.app[SETTINGS].public_url), dumps=_dumps)
-
-
 API_ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/api/v1/surveys", list_surveys),
     ("GET", "/api/v1/surveys/{survey}", get_definition),
     ("POST", "/api/v1/surveys/{survey}/responses", post_response),
     ("GET", "/api/v1/surveys/{survey}/results", get_results),
-    ("GET", "/api/v1/openapi.json", openapi),
 ]
 """Every ``/api/v1`` route: method, path, handler (the OpenAPI document is checked against it)."""

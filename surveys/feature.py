@@ -10,7 +10,7 @@ from sqlmodel import col
 from core.feature import Feature, SeedContext
 from core.settings import Settings
 from storage.models import Township
-from surveys import cli, dialog, routes
+from surveys import cli, dialog, openapi, routes
 from surveys.demo import seed_sample_responses
 from surveys.schema import Survey, load_catalog
 from surveys.state import sync_catalog
@@ -53,4 +53,5 @@ FEATURE: Feature[dict[str, Survey]] = Feature(
     seed=_seed,
     seed_demo=_seed_demo,
     banner=_banner,
+    openapi=openapi.PART,
 )

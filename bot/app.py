@@ -27,6 +27,7 @@ from bot.binding.feature import FEATURE as BINDING
 from bot.channels.telegram import WEBHOOK_PATH, telegram_ctx, webhook_view
 from bot.dialogs import DIALOGS, DialogRuntime
 from bot.dialogs.store import prune
+from bot.rota.feature import FEATURE as ROTA
 from core.appkeys import CATALOGS, ENGINE, METRICS, SESSIONS, SETTINGS
 from core.clock import Clock, utcnow
 from core.feature import Catalogs, Feature, PeriodicTask, SeedContext, SeedReport, TaskContext
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 FEATURES: tuple[Feature[Any], ...] = (
     SURVEYS,
     BINDING,
+    ROTA,
 )
 """Every feature of pufa, in the order their commands appear in the chat menu."""
 

@@ -48,6 +48,7 @@ from storage.audit import record
 from storage.db import transaction
 from storage.models_rota import RotaFeedKey
 from storage.runner import with_sessions
+from storage.seed import load_catalog as seed_catalog
 
 __all__ = ["commands", "parse_duration", "parse_moment"]
 
@@ -97,7 +98,12 @@ def _now(ctx: click.Context, text: str | None) -> datetime:
 
 
 def _run(ctx: click.Context, body: Callable[[async_sessionmaker[AsyncSession]], Awaitable[R]]) -> R:
-    return asyncio.run(with_sessions(get_settings(ctx).database_url, body))
+    async def with_catalog(sessions: async_sessionmaker[AsyncSession]) -> R:
+        async with transaction(sessions) as session:
+            await seed_catalog(session)  # the units and both rotas (idempotent)
+        return await body(sessions)
+
+    return asyncio.run(with_sessions(get_settings(ctx).database_url, with_catalog))
 
 
 def _in_transaction(ctx: click.Context, now: datetime, work: Callable[[Env], Awaitable[R]]) -> R:

@@ -52,7 +52,42 @@ def run_pufa(cwd: Path, db_url: str, *args: str) -> subprocess.CompletedProcess[
     )
 
 
-def ok(result: subprocess.CompletedProcess[str]) -> str:
+@dataclass(frozen=True)
+class Ran:
+    """What a command run in-process printed: exit status, stdout, stderr (with the one-line
+    ``pufa: …`` message ``pufa`` prints for a failure)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    args: tuple[str, ...] = ()
+
+
+def cli_run(db_url: str, *args: str) -> Ran:
+    """Run ``pufa ARGS`` in-process (click's runner) with the test settings."""
+    from click.testing import CliRunner
+
+    from bot.cli import cli, register
+    from core.errors import PufaError
+
+    if "rota" not in cli.commands:
+        register(cli)
+    env = {
+        "PUFA_DATABASE_URL": db_url,
+        "PUFA_SECRET_KEY": TEST_SECRET,
+        "PUFA_PUBLIC_URL": "https://pufa.example.gov.cn",
+        "PUFA_LOG_FORMAT": "text",
+    }
+    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=True)
+    stderr = result.stderr
+    if isinstance(result.exception, PufaError):
+        stderr += f"pufa: {result.exception}\n"
+    elif result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Ran(result.exit_code, result.stdout, stderr, args)
+
+
+def ok(result: subprocess.CompletedProcess[str] | Ran) -> str:
     """The stdout of a command that must succeed."""
     assert result.returncode == 0, f"{result.args}\n{result.stdout}\n{result.stderr}"
     return result.stdout

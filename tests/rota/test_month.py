@@ -1,13 +1,15 @@
-"""A whole month of both rotas, through the real ``pufa rota tick --now … --until …`` command.
+"""A whole month of both rotas, through the real ``pufa rota tick --now … --until …`` command
+(one process per stretch of hourly ticks).
 
 March 2027, Beijing time. 政府常务会 (executive) has already held 19 lectures, so its March
 meetings take periods 20, 1 and 2 — the rota wraps from 20 to 1. 区委常委会 (standing) starts
 at period 1. Accounts are bound with real invite codes; units answer in chat (the dialog
-runtime, on a clock the test moves); the coordinator cancels, moves and marks with the real
-``pufa`` command. After every stretch of hourly ticks the test checks every outbox row queued
-for every chat — who, what, about which meeting — and reads the rendered texts and buttons.
-Between stretches a stand-in for the outbox worker marks what was queued as sent, except
-before the move, to show that a moved meeting's pending reminder is withdrawn.
+runtime, on a clock the test moves); the coordinator cancels, moves and marks with ``pufa``
+commands (run in-process) and in chat. After every stretch of hourly ticks the test checks
+every outbox row queued for every chat — who, what, about which meeting — and reads the
+rendered texts and buttons. Between stretches a stand-in for the outbox worker marks what was
+queued as sent, except before the move, to show that a moved meeting's pending reminder is
+withdrawn.
 
 The cast:
 
@@ -25,6 +27,7 @@ S3          Mar 25 08:30 法院 (period 3) → 党办 after S2 is cancelled, mov
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import date, time
@@ -50,6 +53,7 @@ from tests.rota.helpers import (
     Row,
     at,
     button,
+    cli_run,
     deliver,
     iso,
     ok,
@@ -95,13 +99,27 @@ class Month:
         self.seen = 0
         self.last_output = ""
 
-    def pufa(self, *args: str) -> str:
-        return ok(run_pufa(self.tmp, self.db_url, *args))
+    async def pufa(self, *args: str) -> str:
+        """``pufa ARGS`` in-process (the ticks run as real processes)."""
+        return ok(await asyncio.to_thread(cli_run, self.db_url, *args))
 
     def ticks(self, start: str, end: str) -> int:
         """Hourly ticks from ``start`` to ``end`` (inclusive); the number queued."""
-        out = self.pufa(
-            "rota", "tick", "--now", iso(at(start)), "--until", iso(at(end)), "--every", "1h"
+        out = ok(
+            run_pufa(
+                self.tmp,
+                self.db_url,
+                *(
+                    "rota",
+                    "tick",
+                    "--now",
+                    iso(at(start)),
+                    "--until",
+                    iso(at(end)),
+                    "--every",
+                    "1h",
+                ),
+            )
         )
         self.last_output = out
         return int(out.strip().splitlines()[-1].split()[-1])
@@ -169,14 +187,14 @@ async def test_a_month_of_both_rotas(
         rule = series_dates(date(2026, 8, 5), 5, 1, [1, 2, 3, 4], time(9, 0), CST)
         added, _ = await add_meetings(env, "executive", rule)
     assert len(added) == 19
-    march = m.pufa(
+    march = await m.pufa(
         "rota", "meetings", "series", "executive", "--weekday", "tue", "--weeks", "1,3,5",
         "--time", "09:00", "--months", "1", "--from", "2027-03-01", "--now", "2027-02-15T10:00",
     )  # fmt: skip
     assert "2027-03-02 09:00 Tue  period 20  退役军人事务局 (tuiyi)" in march
     assert "2027-03-16 09:00 Tue  period 1  司法局 (sfj)" in march  # wrapped from 20 to 1
     assert "2027-03-30 09:00 Tue  period 2  政办 (zhengban)" in march
-    standing = m.pufa(
+    standing = await m.pufa(
         "rota", "meetings", "series", "standing", "--weekday", "thu", "--weeks", "2,3,4",
         "--time", "08:30", "--months", "1", "--from", "2027-03-01", "--now", "2027-02-15T10:00",
     )  # fmt: skip
@@ -208,7 +226,7 @@ async def test_a_month_of_both_rotas(
     short = next(r for r in rows if r.about == "executive:2027-02:0")
     assert "政府常务会2027年2月只安排了0次普法学法微课堂，每月至少需安排2次" in short.text
     await m.deliver("2027-03-02 12:00")
-    m.pufa("rota", "mark", str(m.ids["E1"]), "missed", "--now", iso(at("2027-03-02 12:00")))
+    await m.pufa("rota", "mark", str(m.ids["E1"]), "missed", "--now", iso(at("2027-03-02 12:00")))
 
     # ---- Mar 4: 司法局 is told of S1 in its private chat and its group; confirms in the group
     assert m.ticks("2027-03-02 13:00", "2027-03-04 10:00") == 3, m.last_output
@@ -311,7 +329,7 @@ async def test_a_month_of_both_rotas(
     rows = await m.new((CO, "confirm_escalation", "S2r1"))
     assert "党办尚未确认2027年3月18日 星期四 08:30区委常委会会前的第2期讲课" in rows[0].text
     await m.deliver("2027-03-14 10:00")
-    out = m.pufa("rota", "meetings", "cancel", str(m.ids["S2"]), "--now", "2027-03-14T10:00")
+    out = await m.pufa("rota", "meetings", "cancel", str(m.ids["S2"]), "--now", "2027-03-14T10:00")
     assert f"党办 (period 2) passes to #{m.ids['S3']} 2027-03-25 08:30 Thu" in out
     rows = await m.new((DB, "turn_moved", "S2r1"))  # 法院 had not been told: nothing for it
     assert "2027年3月18日 星期四 08:30的区委常委会会议已取消" in rows[0].text
@@ -336,7 +354,7 @@ async def test_a_month_of_both_rotas(
         (DB, "heads_up", "S3r2"),
     )
     withdrawn = one(rows, DB, "heads_up")
-    out = m.pufa(
+    out = await m.pufa(
         "rota", "meetings", "move", str(m.ids["S3"]), "2027-03-26T08:30", "--now",
         "2027-03-18T09:30",
     )  # fmt: skip
@@ -400,7 +418,7 @@ async def test_a_month_of_both_rotas(
         *sfj("last_reminder", "E3r2"),
         *sfj("day_of", "E3r2"),
     )
-    m.pufa("rota", "mark", str(m.ids["E3"]), "delivered", "--now", "2027-03-30T12:00")
+    await m.pufa("rota", "mark", str(m.ids["E3"]), "delivered", "--now", "2027-03-30T12:00")
     assert m.ticks("2027-03-30 13:00", "2027-04-01 00:00") == 0, m.last_output
     await m.new()  # and April's shortfall was flagged once, on March 18
 
@@ -410,7 +428,7 @@ async def test_a_month_of_both_rotas(
     assert len({(r.to, r.what, r.about) for r in everything}) == len(everything)
 
     # ---- the report matches what happened
-    report = json.loads(m.pufa("rota", "report", "--year", "2027", "--format", "json"))
+    report = json.loads(await m.pufa("rota", "report", "--year", "2027", "--format", "json"))
     assert report["year"] == 2027 and len(report["units"]) == 40
     figures = {
         (u["committee"], u["unit"]): tuple(
@@ -428,7 +446,7 @@ async def test_a_month_of_both_rotas(
     for key, value in figures.items():
         assert value == expected.get(key, (0, 0, 0, 0, 0)), key
     xlsx = tmp_path / "rota-2027.xlsx"
-    m.pufa("rota", "report", "--year", "2027", "--format", "xlsx", "-o", str(xlsx))
+    await m.pufa("rota", "report", "--year", "2027", "--format", "xlsx", "-o", str(xlsx))
     sheet = openpyxl.load_workbook(xlsx).active
     assert sheet is not None
     cells = [[c.value for c in row] for row in sheet.iter_rows(min_row=4, max_row=43)]

@@ -312,11 +312,12 @@ def meetings_list(
             ]
         )
     click.echo(format_table(table, right={3}) if items else "no meetings scheduled")
+    samples = " not counting sample meetings" if any(m.sample for m in snapshot.meetings) else ""
     for c, month, count in short_months(snapshot.meetings, now, load_offsets(), settings.tz):
         if committee is None or c == committee:
             click.echo(
                 f"note: {c} {COMMITTEE_LABELS[c]} has {count} lecture(s) in {month}"
-                " (at least 2 a month)"
+                f" (at least 2 a month){samples}"
             )
 
 

@@ -14,11 +14,10 @@ topic is the ``duty`` flow; its state is ``{"m": meeting id, "f": attached file 
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 from sqlmodel import col
 
+from bot.rota.calendar import Slot
 from bot.rota.config import load_offsets
 from bot.rota.plan import content_deadline, short_months
 from bot.rota.service import (
@@ -150,7 +149,7 @@ def _texts(step: Step, snapshot: Snapshot) -> Texts:
     return Texts(snapshot.units, settings.tz, load_offsets(), step.runtime.secret)
 
 
-def _status(step: Step, snapshot: Snapshot, texts: Texts, slot: Any) -> str:
+def _status(step: Step, snapshot: Snapshot, texts: Texts, slot: Slot) -> str:
     reply = snapshot.reply(slot)
     parts = []
     if reply is not None and reply.confirmed_for(slot.meeting):
@@ -218,6 +217,20 @@ async def _unit_overview(step: Step, unit_id: int) -> None:
                 step.button(step._("Decline #{id}", id=swap.id), ACTION, f"x-{swap.id}"),
             ]
         )
+    done = sorted(
+        (
+            s
+            for s in snapshot.slots.values()
+            if s.meeting.starts_at <= step.now and snapshot.credited_unit(s) == unit_id
+        ),
+        key=lambda s: s.meeting.starts_at,
+    )[-SHOWN_TURNS:]
+    if done:
+        lines.append(step._("Your unit's last lectures:"))
+        for slot in reversed(done):
+            outcome = slot.meeting.outcome
+            state = step._(STATUS_NAMES[outcome]) if outcome else step._("not marked yet")
+            lines.append(f"• {texts.lecture(step.t, slot)} — {state}")
     if unit is not None and not mine and not waiting:
         lines.append(step._("You will be reminded a week before each lecture."))
     step.say("\n".join(lines), rows)

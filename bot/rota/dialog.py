@@ -36,6 +36,7 @@ from bot.rota.texts import ACTION, STATUS_NAMES, Texts, committee_name, month_na
 from core.dialog import BAD_BUTTON, DialogRegistry, Step
 from core.i18n import N_
 from core.messages import Button
+from storage.models_outbox import PushTarget
 from storage.models_rota import RotaSwap
 
 __all__ = ["DutyFlow", "install"]
@@ -170,7 +171,7 @@ def _status(step: Step, snapshot: Snapshot, texts: Texts, slot: Slot) -> str:
     return step._("; ").join(parts)
 
 
-async def _unit_overview(step: Step, unit_id: int) -> None:
+async def _unit_overview(step: Step, unit_id: int, *, readonly: bool = False) -> None:
     snapshot = await load(step.session)
     texts = _texts(step, snapshot)
     unit = snapshot.units.get(unit_id)
@@ -233,6 +234,14 @@ async def _unit_overview(step: Step, unit_id: int) -> None:
             lines.append(f"• {texts.lecture(step.t, slot)} — {state}")
     if unit is not None and not mine and not waiting:
         lines.append(step._("You will be reminded a week before each lecture."))
+    if readonly:
+        lines.append(
+            step._(
+                "To confirm or send the topic, bind your own account: ask the coordinator for "
+                "an invite code, then send /bind CODE."
+            )
+        )
+        rows = []
     step.say("\n".join(lines), rows)
 
 
@@ -309,12 +318,30 @@ async def _coordinator_overview(step: Step) -> None:
     step.say("\n".join(lines), rows)
 
 
+async def _group_unit(step: Step) -> int | None:
+    """The unit whose group this chat is (a group bound with ``/bind``), if any."""
+    if not _in_group(step):
+        return None
+    found = await step.session.execute(
+        select(col(PushTarget.unit_id)).where(
+            col(PushTarget.channel) == step.inbound.channel,
+            col(PushTarget.address) == step.inbound.chat_id,
+            col(PushTarget.role) == "unit",
+            col(PushTarget.active),
+        )
+    )
+    return found.scalars().first()
+
+
 async def _cmd_duty(step: Step, args: str) -> None:
     person = step.person
     if person.role == "unit" and person.unit_id is not None:
         await _unit_overview(step, person.unit_id)
     elif person.role == "coordinator":
         await _coordinator_overview(step)
+    elif (unit_id := await _group_unit(step)) is not None:
+        # a member of the unit's group who has no account of their own: read only
+        await _unit_overview(step, unit_id, readonly=True)
     else:
         step.say(step._(NOT_BOUND))
 

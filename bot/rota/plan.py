@@ -55,6 +55,7 @@ __all__ = [
     "Planned",
     "TurnReply",
     "content_deadline",
+    "escalation_times",
     "plan",
     "reminder_times",
     "short_months",
@@ -177,6 +178,18 @@ def reminder_times(slot: Slot, offsets: Offsets, tz: tzinfo) -> dict[str, dateti
     }
 
 
+def escalation_times(slot: Slot, offsets: Offsets, tz: tzinfo) -> tuple[datetime, datetime]:
+    """When the coordinator is told of a missing confirmation, and of a missing topic: the
+    usual times, or ``escalation_grace`` after the unit learnt of the lecture if that is later.
+    A reply before these counts as on time in the report."""
+    times = reminder_times(slot, offsets, tz)
+    notice = slot.meeting.notice_at
+    if notice is None:
+        return times["confirm_escalation"], times["topic_escalation"]
+    late = notice + offsets.escalation_grace
+    return max(times["confirm_escalation"], late), max(times["topic_escalation"], late)
+
+
 def _slot_messages(
     slot: Slot, reply: TurnReply | None, now: datetime, offsets: Offsets, tz: tzinfo
 ) -> list[Planned]:
@@ -207,9 +220,12 @@ def _slot_messages(
             end = min(times[UNIT_KINDS[index + 1]], start)
         if wanted[kind] and due <= now < end:
             out.append(Planned(kind, "unit", due, meeting.committee, slot, confirmed, title))
-    escalations = {"confirm_escalation": not confirmed, "topic_escalation": not has_topic}
-    for kind, needed in escalations.items():
-        due = max(times[kind], notice + offsets.escalation_grace)
+    confirm_by, topic_by = escalation_times(slot, offsets, tz)
+    escalations = {
+        "confirm_escalation": (not confirmed, confirm_by),
+        "topic_escalation": (not has_topic, topic_by),
+    }
+    for kind, (needed, due) in escalations.items():
         if needed and due <= now < start:
             out.append(Planned(kind, "coordinator", due, meeting.committee, slot, confirmed, title))
     return out

@@ -5,8 +5,10 @@ without a turn yet:
 
 - ``assigned`` — lectures scheduled for the unit (cancelled meetings do not count);
 - ``confirmed_on_time`` — confirmed for the meeting's final time before the coordinator would
-  have been told (five days before, by default);
-- ``topic_on_time`` — topic sent by the content deadline (two days before);
+  have been told (five days before, by default, or a day after the unit learnt of a lecture
+  scheduled or moved at short notice);
+- ``topic_on_time`` — topic sent by the content deadline (two days before; likewise a day after
+  a late notice);
 - ``delivered`` / ``missed`` — as marked after the meeting.
 
 A lecture counts for the unit recorded when it was marked, otherwise the unit on duty. Sample
@@ -29,7 +31,7 @@ from typing import Any
 import xlsxwriter
 
 from bot.rota.calendar import COMMITTEES
-from bot.rota.plan import Offsets
+from bot.rota.plan import Offsets, escalation_times
 from bot.rota.store import Snapshot
 from bot.rota.texts import committee_name
 from core.i18n import Translator
@@ -87,18 +89,15 @@ def compute(
         row = found
         row.assigned += 1
         reply = snapshot.reply(slot)
+        confirm_by, topic_by = escalation_times(slot, offsets, tz)
         if (
             reply is not None
             and reply.confirmed_for(meeting)
             and reply.confirmed_at is not None
-            and reply.confirmed_at <= meeting.starts_at - offsets.confirm_escalation
+            and reply.confirmed_at <= confirm_by
         ):
             row.confirmed_on_time += 1
-        if (
-            reply is not None
-            and reply.topic_at is not None
-            and reply.topic_at <= meeting.starts_at - offsets.topic_deadline
-        ):
+        if reply is not None and reply.topic_at is not None and reply.topic_at <= topic_by:
             row.topic_on_time += 1
         if meeting.outcome == "delivered":
             row.delivered += 1

@@ -33,6 +33,8 @@ async def run_tick(ctx: TaskContext) -> None:
         queued = await tick(Env.of(session, ctx.settings, offsets, ctx.now, "scheduler"))
     if queued:
         log.info("rota reminders queued", extra={"count": len(queued)})
+    else:
+        log.debug("rota tick: nothing new")
 
 
 TICK = PeriodicTask("rota.tick", timedelta(minutes=1), run_tick)

@@ -31,6 +31,7 @@ from bot.channels.wecom import install as install_wecom
 from bot.dialogs import DIALOGS, DialogRuntime
 from bot.dialogs.store import prune
 from bot.outbox.sender import Sender
+from bot.rota.feature import FEATURE as ROTA
 from bot.volunteers.feature import FEATURE as VOLUNTEERS
 from bot.web.feature import FEATURE as CONSOLE
 from core.appkeys import CATALOGS, ENGINE, METRICS, SESSIONS, SETTINGS
@@ -58,8 +59,9 @@ log = logging.getLogger(__name__)
 FEATURES: tuple[Feature[Any], ...] = (
     SURVEYS,
     BINDING,
-    CONSOLE,
     VOLUNTEERS,
+    ROTA,
+    CONSOLE,
 )
 """Every feature of pufa, in the order their commands appear in the chat menu."""
 

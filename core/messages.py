@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 __all__ = [
+    "Attachment",
     "Button",
     "ChannelCapabilities",
     "CollectingChannel",
@@ -78,6 +79,21 @@ class Reply:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file someone sent (a document), kept by the platform's file id.
+
+    Attributes:
+        file_id: The platform's id of the file (Telegram ``file_id``), enough to fetch it again.
+        file_name: The name it was sent with ("" when none).
+        mime_type: Its MIME type as the platform reports it ("" when unknown).
+    """
+
+    file_id: str
+    file_name: str = ""
+    mime_type: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Inbound:
     """One inbound event from a person on a channel.
 
@@ -94,6 +110,7 @@ class Inbound:
             button (so ``edit_source`` replies can replace it).
         bare_commands: Whether command words count without a leading slash (``help`` as well
             as ``/help``), as on WeCom and the console.
+        attachment: A file sent with the message (its caption, if any, is ``text``), or ``None``.
     """
 
     channel: str
@@ -105,6 +122,7 @@ class Inbound:
     event_id: str | None = None
     source_message_id: str | None = None
     bare_commands: bool = False
+    attachment: Attachment | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ import storage.models
 import storage.models_console
 import storage.models_dialogs
 import storage.models_outbox
+import storage.models_rota
 import storage.models_surveys
 import storage.models_volunteers
 import storage.models_wecom  # noqa: F401

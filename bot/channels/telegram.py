@@ -36,7 +36,7 @@ from bot.channels.telegram_request import AiohttpRequest
 from bot.dialogs import DIALOGS, DialogRuntime, apology
 from core.appkeys import SETTINGS
 from core.i18n import negotiate, translator
-from core.messages import Inbound, Reply
+from core.messages import Attachment, Inbound, Reply
 from core.settings import SHIPPED_LOCALES, Settings
 
 __all__ = [
@@ -84,7 +84,13 @@ def to_inbound(update: Update, bot_username: str) -> Inbound | None:
     message = update.message
     if message is None or message.from_user is None:
         return None
-    text: str | None = message.text or ""
+    document = message.document
+    attachment = (
+        Attachment(document.file_id, document.file_name or "", document.mime_type or "")
+        if document is not None
+        else None
+    )
+    text: str | None = message.text or message.caption or ""
     if message.chat.type != "private":
         text = _addressed_command(text or "", bot_username)
         if text is None:
@@ -96,6 +102,7 @@ def to_inbound(update: Update, bot_username: str) -> Inbound | None:
         text=text,
         language=message.from_user.language_code,
         event_id=str(update.update_id),
+        attachment=attachment,
     )
 
 

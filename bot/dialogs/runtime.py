@@ -274,7 +274,7 @@ class DialogRuntime:
             await self._button(step, payload)
             return
         flow = self.flows.get(step.flow) if step.flow else None
-        if flow is not None and text:
+        if flow is not None and (text or inbound.attachment is not None):
             await flow.on_text(step, text)
             return
         step.say(step._("Send /survey to take a survey, or /help to see what I can do."))

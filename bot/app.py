@@ -2,7 +2,8 @@
 
 :data:`FEATURES` is the one list of what pufa does. :func:`create_app` builds the aiohttp
 application: the database (migrated and seeded on start), each feature's routes, the dialog
-runtime with each feature's dialogs, the chat channels, and each feature's periodic tasks.
+runtime with each feature's dialogs, the chat channels, the outbox worker (given each
+channel's sender) and each feature's periodic tasks.
 Resources are created inside ``cleanup_ctx`` generators so they start with the app and close
 in reverse order on shutdown; nothing connects at import time. ``pufa`` (:mod:`bot.cli`) takes
 the features' commands, seeds and banner lines from here too.
@@ -27,7 +28,11 @@ from bot.binding.feature import FEATURE as BINDING
 from bot.channels.telegram import WEBHOOK_PATH, telegram_ctx, webhook_view
 from bot.dialogs import DIALOGS, DialogRuntime
 from bot.dialogs.store import prune
-from core.appkeys import CATALOGS, ENGINE, METRICS, SESSIONS, SETTINGS
+from bot.outbox.feature import FEATURE as OUTBOX
+from bot.outbox.queue import wake_on_commit
+from bot.outbox.sender import Sender
+from bot.outbox.worker import SENDERS, WORKER, OutboxWorker, WorkerConfig
+from core.appkeys import CATALOGS, CHANNEL_HEALTH, ENGINE, METRICS, SESSIONS, SETTINGS
 from core.clock import Clock, utcnow
 from core.feature import Catalogs, Feature, PeriodicTask, SeedContext, SeedReport, TaskContext
 from core.http import MAX_BODY, error_middleware
@@ -51,6 +56,7 @@ log = logging.getLogger(__name__)
 FEATURES: tuple[Feature[Any], ...] = (
     SURVEYS,
     BINDING,
+    OUTBOX,
 )
 """Every feature of pufa, in the order their commands appear in the chat menu."""
 
@@ -165,6 +171,47 @@ async def _run_periodic(app: web.Application, task: PeriodicTask, clock: Clock) 
         await asyncio.sleep(task.every.total_seconds())
 
 
+RECIPIENT_INTERVALS = {"wecom_robot": 3.0}
+"""Seconds between two messages to one recipient for senders that do not say: a WeCom group
+robot takes 20 messages a minute."""
+
+
+def worker_config(settings: Settings) -> WorkerConfig:
+    """The outbox worker's pacing, lease and attempts from the configuration."""
+    return WorkerConfig(
+        rate=settings.send_rate,
+        lease=settings.outbox_lease,
+        max_attempts=settings.outbox_max_attempts,
+        poll_interval=settings.outbox_poll,
+        recipient_intervals=RECIPIENT_INTERVALS,
+    )
+
+
+def _outbox_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        senders: dict[str, Sender] = app[SENDERS]
+        worker = OutboxWorker(
+            app[SESSIONS],
+            senders,
+            config=worker_config(settings),
+            metrics=app[METRICS],
+            clock=clock,
+            default_locale=settings.default_locale,
+        )
+        app[WORKER] = worker
+        wake_on_commit(app[SESSIONS], worker.wake)
+        running = asyncio.create_task(worker.run(), name="outbox")
+        try:
+            yield
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+
+    return ctx
+
+
 def _tasks_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         running = [
@@ -187,10 +234,14 @@ def _tasks_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """``200 {"status":"ok","db":"ok"}``, or 503 when the database does not answer."""
+    """``200 {"status":"ok","db":"ok"}`` with ``"channels": {name: {"state", "since",
+    "detail"}}`` when chat channels are configured (a channel that cannot reach its platform
+    does not make the service unhealthy), or 503 when the database does not answer."""
+    channels = {name: h.as_json() for name, h in sorted(request.app[CHANNEL_HEALTH].items())}
+    extra: dict[str, Any] = {"channels": channels} if channels else {}
     if await ping(request.app[ENGINE]):
-        return web.json_response({"status": "ok", "db": "ok"})
-    return web.json_response({"status": "error", "db": "unreachable"}, status=503)
+        return web.json_response({"status": "ok", "db": "ok", **extra})
+    return web.json_response({"status": "error", "db": "unreachable", **extra}, status=503)
 
 
 async def metrics_view(request: web.Request) -> web.Response:
@@ -205,6 +256,8 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[CATALOGS] = Catalogs()
+    app[CHANNEL_HEALTH] = {}
+    app[SENDERS] = {}
     app.cleanup_ctx.append(_database_ctx(clock))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
@@ -216,5 +269,6 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> web.Application:
         app.cleanup_ctx.append(telegram_ctx)
         if settings.telegram_mode == "webhook":
             app.router.add_post(WEBHOOK_PATH, webhook_view)
+    app.cleanup_ctx.append(_outbox_ctx(clock))
     app.cleanup_ctx.append(_tasks_ctx(clock))
     return app

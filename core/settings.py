@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     wecom_api_base: str = "https://qyapi.weixin.qq.com"
 
     send_rate: float = Field(default=30.0, gt=0, le=1000)
+    outbox_lease: float = Field(default=60.0, ge=1, le=3600)
+    """Seconds a worker holds a message it is sending; a process that dies mid-send leaves
+    the message to be taken again after this."""
+    outbox_max_attempts: int = Field(default=10, ge=1, le=100)
+    """Attempts at a message before it is marked failed and the coordinator is told."""
+    outbox_poll: float = Field(default=0.5, gt=0, le=60)
+    """Seconds between two looks for due messages queued by another process."""
     auto_migrate: bool = True
 
     @field_validator("database_url")

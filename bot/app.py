@@ -205,9 +205,13 @@ def _outbox_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]
         try:
             yield
         finally:
-            running.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await running
+            worker.stop()
+            try:
+                await asyncio.wait_for(asyncio.shield(running), timeout=20)
+            except TimeoutError:
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
 
     return ctx
 

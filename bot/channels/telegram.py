@@ -46,6 +46,7 @@ from telegram import Bot, BotCommand, CallbackQuery, Update
 from telegram.error import (
     BadRequest,
     ChatMigrated,
+    EndPointNotFound,
     Forbidden,
     InvalidToken,
     NetworkError,
@@ -527,7 +528,7 @@ class TelegramSender:
             ) from exc
         except (Forbidden, BadRequest) as exc:  # blocked, kicked, chat not found, bad message
             raise PermanentSendError(exc.message) from exc
-        except InvalidToken as exc:
+        except (InvalidToken, EndPointNotFound) as exc:  # 401/404: sendMessage always exists
             raise TransientSendError(
                 f"the bot token was refused: {exc.message}", retry_after=self.INVALID_TOKEN_WAIT
             ) from exc

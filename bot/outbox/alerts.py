@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +31,7 @@ from core.messages import Reply
 from storage.models import ChatIdentity, Township, Unit
 from storage.models_outbox import OutboxMessage, PushTarget
 
-__all__ = ["QUIET_KINDS", "AlertRun", "alert_failures", "digest"]
+__all__ = ["QUIET_KINDS", "AlertRun", "alert_failures", "digest", "reportable"]
 
 QUIET_KINDS = ("alert", "reply")
 """Kinds whose failures are not reported: alerts themselves, and answers to a chat."""
@@ -55,6 +56,15 @@ class AlertRun:
     waiting: bool = False
 
 
+def reportable() -> Any:
+    """The condition of a failure that waits to be reported."""
+    return (
+        (col(OutboxMessage.status) == "failed")
+        & col(OutboxMessage.alerted_at).is_(None)
+        & col(OutboxMessage.kind).not_in(QUIET_KINDS)
+    )
+
+
 async def alert_failures(
     session: AsyncSession,
     now: datetime,
@@ -69,11 +79,7 @@ async def alert_failures(
     failed, or no coordinator is bound yet (the failures wait for one)."""
     pick = (
         select(col(OutboxMessage.id), col(OutboxMessage.last_attempt_at))
-        .where(
-            col(OutboxMessage.status) == "failed",
-            col(OutboxMessage.alerted_at).is_(None),
-            col(OutboxMessage.kind).not_in(QUIET_KINDS),
-        )
+        .where(reportable())
         .order_by(col(OutboxMessage.id))
     )
     if postgres:

@@ -15,11 +15,12 @@ what the next one did. A process killed mid-send leaves its rows ``sending``; th
 again when their lease runs out (the message in flight may then arrive twice; the others
 once).
 
-**Pacing** (aiolimiter): per channel, evenly spaced at ``rate`` messages a second; per
-recipient, as far apart as the sender's ``min_interval(recipient)`` says (Telegram: a second to
-a chat, three to a group, i.e. 20 a minute). A message whose recipient is not due yet goes back
-to the queue for that long without spending an attempt, so the worker never sits on leased
-rows. Pacing is per process.
+**Pacing** (aiolimiter): per channel, evenly spaced at ``rate`` messages a second (with a
+slack of one message, :data:`SLACK`, so a wake-up that came late is made up); per recipient,
+as far apart as the sender's ``min_interval(recipient)`` says (Telegram: a second to a chat,
+three to a group, i.e. 20 a minute). A message whose recipient is not due yet goes back to
+the queue for that long without spending an attempt, so the worker never sits on leased rows.
+Pacing is per process: two processes on one database may together send at twice the rate.
 
 **Retries.** A transient failure is tried again after an exponential backoff with jitter; a
 rate limit (``retry_after``) pauses the whole channel for that long and costs no attempt; a
@@ -52,8 +53,8 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Update
 
-from bot.outbox.alerts import AlertRun, alert_failures
-from bot.outbox.queue import reply_of
+from bot.outbox.alerts import AlertRun, alert_failures, reportable
+from bot.outbox.queue import recipients, reply_of
 from bot.outbox.sender import (
     OutboundItem,
     PermanentSendError,
@@ -78,6 +79,11 @@ before the worker starts."""
 
 _TABLE = table_of(OutboxMessage)
 _OPEN = ("pending", "sending")
+
+SLACK = 2
+"""Capacity of a channel's limiter: messages leave evenly spaced at the rate, and a wake-up
+that came a little late is made up by sending the next message sooner (so any second holds
+at most one message more than the rate, and the long-run rate is the configured one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,10 +134,10 @@ class WorkerConfig:
 
     @property
     def claim_size(self) -> int:
-        """Messages claimed per channel at a time."""
-        if self.batch_size > 0:
-            return self.batch_size
-        return max(1, min(200, int(self.rate * 2)))
+        """Messages claimed per channel at a time: never more than the channel sends in a
+        quarter of the lease, so the last of them is handed over well before it runs out."""
+        wanted = self.batch_size if self.batch_size > 0 else min(200, int(self.rate * 2))
+        return max(1, min(wanted, int(self.rate * self.lease / 4)))
 
     def backoff(self, attempts: int) -> float:
         """Seconds to wait after the ``attempts``-th attempt failed (with jitter: between half
@@ -152,6 +158,9 @@ class Claimed:
     body: dict[str, Any]
     attempts: int
     next_attempt_at: datetime
+    hand_over_by: float = float("inf")
+    """Event-loop time after which the message is not handed to a sender any more but put
+    back (half its lease: the rest is for the send itself)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +184,7 @@ class _Channel:
     def __init__(self, name: str, sender: Sender, rate: float, default_interval: float) -> None:
         self.name = name
         self.sender = sender
-        self.limiter = AsyncLimiter(1, 1 / rate)
+        self.limiter = AsyncLimiter(SLACK, SLACK / rate)
         self.default_interval = default_interval
         self.recipients: dict[str, AsyncLimiter] = {}
         self.paused_until = 0.0
@@ -235,6 +244,7 @@ class OutboxWorker:
         self._slots = asyncio.Semaphore(self.config.concurrency)
         self._alert_due = False
         self._unwritten = 0
+        self._stopping = asyncio.Event()
 
     # ------------------------------------------------------------------ control
 
@@ -242,14 +252,21 @@ class OutboxWorker:
         """Look for due messages now (this process has just queued some)."""
         self._wake.set()
 
+    def stop(self) -> None:
+        """Ask :meth:`run` to return: it stops between two database steps (never in the middle
+        of a transaction), puts back what it claimed but did not hand over, lets sends in
+        flight finish briefly and records every outcome."""
+        self._stopping.set()
+        self._wake.set()
+
     async def run(self) -> None:
-        """Send until cancelled; on cancellation let sends in flight finish (briefly), put
-        back what was claimed but not handed over, and record every outcome."""
+        """Send until :meth:`stop` (or cancellation, which may cut a database step short)."""
         loop = asyncio.get_running_loop()
+        self._stopping.clear()
         recorder = asyncio.create_task(self._recorder(), name="outbox-recorder")
         next_housekeeping = 0.0
         try:
-            while True:
+            while not self._stopping.is_set():
                 claimed = 0
                 try:
                     claimed = await self.run_once()
@@ -264,7 +281,7 @@ class OutboxWorker:
                 except Exception:
                     log.exception("outbox worker step failed; trying again")
                     claimed = 0
-                if claimed == 0:
+                if claimed == 0 and not self._stopping.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
                     self._wake.clear()
@@ -273,8 +290,9 @@ class OutboxWorker:
 
     async def drain(self, timeout: float = 30.0, *, check_every: float = 0.05) -> None:
         """Run until no message of a channel this worker can send is waiting or being sent
-        (retries included) and every failure has been reported; ``TimeoutError`` after
-        ``timeout`` seconds. For tests and one-off runs."""
+        (retries included) and every failure has been reported to a bound coordinator (the
+        report itself sent); ``TimeoutError`` after ``timeout`` seconds. For tests and
+        one-off runs."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         task = asyncio.create_task(self.run(), name="outbox-drain")
@@ -286,13 +304,17 @@ class OutboxWorker:
                 if await self._idle():
                     return
                 if loop.time() > deadline:
-                    left = await self._open_count()
+                    left, _failures = await self._left()
                     raise TimeoutError(f"outbox not drained after {timeout}s: {left} left")
                 await asyncio.sleep(check_every)
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            self.stop()
+            try:
+                await asyncio.wait_for(asyncio.shield(task), self.config.shutdown_grace + 10)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     # ------------------------------------------------------------------ one round
 
@@ -301,14 +323,21 @@ class OutboxWorker:
         happen here); return how many messages were claimed."""
         rows = await self._claim_all(self.clock())
         for index, row in enumerate(rows):
+            if self._stopping.is_set():
+                self._put_back(rows[index:])
+                break
             try:
                 await self._dispatch(row)
             except BaseException:
-                now = self.clock()
-                for left in rows[index + 1 :]:
-                    self._record(_Outcome(left, "pending", now, refund=True))
+                self._put_back(rows[index + 1 :])
                 raise
         return len(rows)
+
+    def _put_back(self, rows: list[Claimed]) -> None:
+        """Return claimed rows to the queue at once, their attempts given back."""
+        now = self.clock()
+        for row in rows:
+            self._record(_Outcome(row, "pending", now, refund=True))
 
     def _channel(self, name: str) -> _Channel | None:
         sender = self.senders.get(name)
@@ -352,27 +381,30 @@ class OutboxWorker:
             .limit(limit)
         )
         if self._postgres:
-            pick = pick.with_for_update(skip_locked=True)
-        stmt = (
-            update(t)
-            .where(t.c.id.in_(pick.scalar_subquery()), due)
-            .values(
-                status="sending",
-                lease_until=now + timedelta(seconds=self.config.lease),
-                attempts=t.c.attempts + 1,
+            # A materialized CTE locks the rows once; as an IN (subquery) PostgreSQL may
+            # re-run the subquery and claim more than ``limit`` rows.
+            picked = (
+                pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
             )
-            .returning(
-                t.c.id,
-                t.c.channel,
-                t.c.recipient,
-                t.c.locale,
-                t.c.kind,
-                t.c.body,
-                t.c.attempts,
-                t.c.next_attempt_at,
-            )
+            claim = update(t).where(t.c.id == picked.c.id, due)
+        else:
+            claim = update(t).where(t.c.id.in_(pick.scalar_subquery()), due)
+        stmt = claim.values(
+            status="sending",
+            lease_until=now + timedelta(seconds=self.config.lease),
+            attempts=t.c.attempts + 1,
+        ).returning(
+            t.c.id,
+            t.c.channel,
+            t.c.recipient,
+            t.c.locale,
+            t.c.kind,
+            t.c.body,
+            t.c.attempts,
+            t.c.next_attempt_at,
         )
         result = await session.execute(stmt)
+        hand_over_by = asyncio.get_running_loop().time() + self.config.lease / 2
         return [
             Claimed(
                 id=r.id,
@@ -383,6 +415,7 @@ class OutboxWorker:
                 body=dict(r.body or {}),
                 attempts=r.attempts,
                 next_attempt_at=r.next_attempt_at,
+                hand_over_by=hand_over_by,
             )
             for r in result
         ]
@@ -409,9 +442,13 @@ class OutboxWorker:
         if channel.paused_until > loop.time():  # a rate limit arrived while we waited
             self._record(self._resume_at(row, channel.paused_until - loop.time()))
             return
+        await self._slots.acquire()
+        if loop.time() > row.hand_over_by:  # too late: its lease could run out mid-send
+            self._slots.release()
+            self._record(_Outcome(row, "pending", self.clock(), refund=True))
+            return
         if per_recipient is not None:
             await per_recipient.acquire()  # has capacity: returns at once
-        await self._slots.acquire()
         task = asyncio.create_task(self._send(channel, row), name=f"outbox-send-{row.id}")
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
@@ -605,23 +642,30 @@ class OutboxWorker:
         age = (now - oldest).total_seconds() if oldest is not None else 0.0
         self.metrics.outbox_oldest_age.set(max(0.0, age))
 
-    async def _open_count(self) -> int:
+    async def _left(self) -> tuple[int, int]:
+        """Messages of this worker's channels waiting or being sent, and failures waiting to
+        be reported, read in one statement (one snapshot)."""
         t = _TABLE
+        waiting = (
+            select(func.count())
+            .where(t.c.status.in_(_OPEN), t.c.channel.in_(list(self.senders)))
+            .scalar_subquery()
+        )
+        failures = select(func.count()).where(reportable()).scalar_subquery()
         async with self.sessions() as session:
-            found = await session.execute(
-                select(func.count()).where(
-                    t.c.status.in_(_OPEN), t.c.channel.in_(list(self.senders))
-                )
-            )
-            return int(found.scalar_one())
+            found = (await session.execute(select(waiting, failures))).one()
+        return int(found[0]), int(found[1])
 
     async def _idle(self) -> bool:
         if self._inflight or self._unwritten:
             return False
-        if await self._open_count():
+        waiting, failures = await self._left()
+        if waiting:
             return False
-        run = await self.housekeeping()
-        return not run.queued and not run.waiting
+        if not failures:
+            return True
+        async with self.sessions() as session:  # failures wait only for a coordinator
+            return not await recipients(session, "coordinator")
 
 
 def _describe(exc: BaseException) -> str:

@@ -19,6 +19,7 @@ from sqlmodel import col
 from bot.channels.telegram import TelegramSender
 from bot.cli import cli, register
 from bot.outbox.queue import set_push_target
+from bot.outbox.worker import SLACK
 from core.metrics import Metrics
 from storage.db import transaction
 from storage.models import ChatIdentity, RotaEntry, Township, Unit
@@ -141,8 +142,8 @@ async def test_notify_units_reaches_every_bound_unit_chat_at_the_configured_pace
     assert english == ["[Notice] 本周五 区委常委会 会前学法"]
     assert all(t == "【通知】本周五 区委常委会 会前学法" for t in got.values() if t not in english)
     times = send_times(fake)
-    assert most_in_window(times, 1.0) <= rate + 1
-    assert (len(times) - 1) / (times[-1] - times[0]) <= rate * 1.05
+    assert most_in_window(times, 1.0) <= rate + SLACK + 1  # see test_worker's pacing test
+    assert (len(times) - SLACK) / (times[-1] - times[0]) <= rate * 1.03
     assert counter(metrics, "sent") == 21
 
     executive = await ainvoke(tmp_path, db_url, "notify", "units", "--committee", "executive", "x")

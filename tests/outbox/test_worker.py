@@ -4,7 +4,6 @@ faults, pacing, leases, the circuit breaker, waking, alerts and gauges."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 from collections import Counter
 from datetime import timedelta
@@ -16,6 +15,7 @@ from sqlmodel import col
 from bot.channels.telegram import TelegramSender
 from bot.outbox.queue import wake_on_commit
 from bot.outbox.sender import OutboundItem, Sender
+from bot.outbox.worker import SLACK
 from core.clock import utcnow
 from core.metrics import Metrics
 from storage.db import transaction
@@ -78,10 +78,12 @@ async def test_pacing_never_exceeds_the_channel_rate_or_one_message_a_second_to_
 
     assert sorted(delivered(fake)) == sorted(t for _c, t in many + one_chat + group)
     times = send_times(fake)
-    assert most_in_window(times, 1.0) <= rate + 1  # +1: a send on the window's edge
-    assert most_in_window(times, 0.5) <= rate * 0.5 + 1
-    overall = (len(times) - 1) / (times[-1] - times[0])
-    assert overall <= rate * 1.05
+    # evenly spaced at the rate, with the limiter's slack of one message (a late wake-up is
+    # made up) and one for the jitter of arrival at the fake
+    assert most_in_window(times, 1.0) <= rate + SLACK + 1
+    assert most_in_window(times, 0.5) <= rate * 0.5 + SLACK + 1
+    overall = (len(times) - SLACK) / (times[-1] - times[0])  # the first SLACK go at once
+    assert rate * 0.8 <= overall <= rate * 1.03
     chat = send_times(fake, 77)
     assert all(b - a >= 0.95 for a, b in itertools.pairwise(chat)), chat
     in_group = send_times(fake, -1001234)
@@ -201,9 +203,8 @@ async def test_a_failing_platform_is_probed_one_message_at_a_time(
     untouched = [r for r in await rows(sessions) if r.attempts == 0]
     assert len(untouched) >= 12
     fake.inject_faults("sendMessage", error_rate=0)  # the platform is back
-    running.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await running
+    worker.stop()
+    await running
     await worker.drain(timeout=30)
     assert sorted(delivered(fake)) == sorted(f"p{i}" for i in range(20))
 
@@ -258,9 +259,8 @@ async def test_messages_queued_here_go_at_once_and_others_by_polling(
         await queue_texts(sessions, [("41", "here")])
         await fake.wait_for("sendMessage", timeout=2, text="here")
     finally:
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
+        worker.stop()
+        await running
     from storage.db import session_factory
 
     elsewhere = session_factory(sessions.kw["bind"])  # another process's sessions
@@ -271,9 +271,8 @@ async def test_messages_queued_here_go_at_once_and_others_by_polling(
         await queue_texts(elsewhere, [("42", "there")])
         await fake.wait_for("sendMessage", timeout=2, text="there")
     finally:
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
+        polling.stop()
+        await running
 
 
 async def test_gauges_show_the_queue_and_the_oldest_wait(
@@ -330,3 +329,24 @@ async def test_two_workers_on_one_database_send_each_message_once(
     async with sessions() as session:
         statuses = (await session.execute(select(col(OutboxMessage.status)))).scalars()
         assert set(statuses) == {"sent"}
+
+
+async def test_a_claim_takes_at_most_its_batch_and_only_what_is_due(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await queue_texts(sessions, [(str(i), f"b{i}") for i in range(30)], channel="robot")
+    async with transaction(sessions) as session:
+        await session.execute(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.dedupe_key) == "test:b0")
+            .values(next_attempt_at=utcnow() + timedelta(hours=1))
+        )
+    worker = make_worker(sessions, {"robot": _Recorder()}, batch_size=7)
+    first = await worker._claim_all(utcnow())
+    second = await worker._claim_all(utcnow())
+    assert len(first) == 7 and len(second) == 7
+    assert not {r.id for r in first} & {r.id for r in second}
+    assert "b0" not in {r.body["text"] for r in first + second}  # not due yet
+    # the lease bounds the batch: no more than a quarter of a lease's worth at the rate
+    short = make_worker(sessions, {"robot": _Recorder()}, rate=2, lease=4, batch_size=100)
+    assert len(await short._claim_all(utcnow())) == 2

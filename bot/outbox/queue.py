@@ -53,6 +53,9 @@ __all__ = [
 ROLES = ("unit", "staff", "coordinator")
 """Roles a push can be addressed to."""
 
+NO_PUSH_CHANNEL = "console"
+"""The terminal channel of ``pufa chat``: nothing can be pushed to it."""
+
 WAKE_INFO_KEY = "pufa.outbox.wake"
 """Key in a session's ``info`` of the function that wakes this process's outbox worker."""
 
@@ -218,11 +221,14 @@ async def recipients(
     """Every chat that receives ``role``'s pushes (optionally one unit's or township's).
 
     Private chats of the accounts bound to the role come first, then active group chats and
-    group robots, each once.
+    group robots, each once. Console accounts (``pufa chat``) are left out: a terminal
+    session cannot be reached with a push.
     """
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
-    query = select(ChatIdentity).where(col(ChatIdentity.role) == role)
+    query = select(ChatIdentity).where(
+        col(ChatIdentity.role) == role, col(ChatIdentity.channel) != NO_PUSH_CHANNEL
+    )
     targets = select(PushTarget).where(col(PushTarget.role) == role, col(PushTarget.active))
     if unit_id is not None:
         query = query.where(col(ChatIdentity.unit_id) == unit_id)

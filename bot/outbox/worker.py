@@ -265,6 +265,7 @@ class OutboxWorker:
         self._stopping.clear()
         recorder = asyncio.create_task(self._recorder(), name="outbox-recorder")
         next_housekeeping = 0.0
+        failing = False
         try:
             while not self._stopping.is_set():
                 claimed = 0
@@ -279,8 +280,13 @@ class OutboxWorker:
                 except asyncio.CancelledError:
                     raise
                 except Exception:
-                    log.exception("outbox worker step failed; trying again")
-                    claimed = 0
+                    if not failing:  # once per outage (the database gone, say), not per poll
+                        log.exception("outbox worker step failed; retrying until it works")
+                    failing, claimed = True, 0
+                else:
+                    if failing:
+                        log.info("outbox worker working again")
+                    failing = False
                 if claimed == 0 and not self._stopping.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)

@@ -103,6 +103,10 @@ async def _bind_units(sessions: async_sessionmaker[AsyncSession]) -> dict[str, s
             session, channel="telegram", address="-100500", role="unit", unit_id=first
         )
         session.add(ChatIdentity(channel="telegram", external_id="77", role="resident"))
+        # `pufa chat --as unit` binds the console, which no push can reach: left out
+        session.add(
+            ChatIdentity(channel="console", external_id="local-unit", role="unit", unit_id=first)
+        )
     committees["standing"].add(-100500)
     committees["executive"].add(-100500)  # 司法局 is first in both rotas
     return committees

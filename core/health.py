@@ -19,8 +19,8 @@ __all__ = ["ChannelHealth", "ChannelState"]
 
 ChannelState = Literal["starting", "up", "unreachable", "rejected", "stopped"]
 """``starting`` (first attempt under way), ``up``, ``unreachable`` (no answer from the
-platform; retrying), ``rejected`` (the platform refused the credentials; retrying),
-``stopped`` (shut down)."""
+platform; retrying), ``rejected`` (the platform refused the credentials or a setting such as
+the webhook URL; retrying), ``stopped`` (shut down)."""
 
 
 @dataclass

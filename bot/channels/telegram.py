@@ -280,7 +280,8 @@ class TelegramChannel:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                state: ChannelState = "rejected" if isinstance(exc, InvalidToken) else "unreachable"
+                refused = isinstance(exc, InvalidToken | BadRequest)  # token, webhook URL…
+                state: ChannelState = "rejected" if refused else "unreachable"
                 detail = f"{type(exc).__name__}: {exc}"
                 self.health.update(state, detail)
                 if not failed_before:

@@ -84,7 +84,7 @@ async def alert_failures(
     )
     if postgres:
         pick = pick.with_for_update(skip_locked=True)
-    found = list((await session.execute(pick)).tuples())
+    found = list((await session.execute(pick)).all())
     if not found:
         return AlertRun()
     coordinators = await recipients(session, "coordinator", default_locale=default_locale)

@@ -269,7 +269,7 @@ def outbox_retry(ctx: click.Context, ids: tuple[int, ...], all_failed: bool) -> 
                         col(OutboxMessage.id).in_(ids)
                     )
                 )
-                found = {message_id: status for message_id, status in result.tuples()}
+                found = {message_id: status for message_id, status in result.all()}
                 missing = [str(i) for i in ids if i not in found]
                 if missing:
                     raise PufaError(f"no outbox message {', '.join(missing)}")

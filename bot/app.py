@@ -2,7 +2,8 @@
 
 :data:`FEATURES` is the one list of what pufa does. :func:`create_app` builds the aiohttp
 application: the database (migrated and seeded on start), each feature's routes, the dialog
-runtime with each feature's dialogs, the chat channels, and each feature's periodic tasks.
+runtime with each feature's dialogs, the chat channels, the outbox worker (given each
+channel's sender) and each feature's periodic tasks.
 Resources are created inside ``cleanup_ctx`` generators so they start with the app and close
 in reverse order on shutdown; nothing connects at import time. ``pufa`` (:mod:`bot.cli`) takes
 the features' commands, seeds and banner lines from here too.
@@ -26,15 +27,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.binding.feature import FEATURE as BINDING
 from bot.channels.telegram import WEBHOOK_PATH, telegram_ctx, webhook_view
-from bot.channels.wecom import WECOM, config_problems, status_line
+from bot.channels.wecom import config_problems, status_line
 from bot.channels.wecom import install as install_wecom
 from bot.dialogs import DIALOGS, DialogRuntime
 from bot.dialogs.store import prune
+from bot.outbox.feature import FEATURE as OUTBOX
+from bot.outbox.queue import wake_on_commit
 from bot.outbox.sender import Sender
+from bot.outbox.worker import SENDERS, WORKER, OutboxWorker, WorkerConfig
 from bot.rota.feature import FEATURE as ROTA
 from bot.volunteers.feature import FEATURE as VOLUNTEERS
 from bot.web.feature import FEATURE as CONSOLE
-from core.appkeys import CATALOGS, ENGINE, METRICS, SESSIONS, SETTINGS
+from core.appkeys import CATALOGS, CHANNEL_HEALTH, ENGINE, METRICS, SESSIONS, SETTINGS
 from core.clock import Clock, utcnow
 from core.feature import Catalogs, Feature, PeriodicTask, SeedContext, SeedReport, TaskContext
 from core.http import ERROR_SCHEMA, MAX_BODY, error_middleware
@@ -49,7 +53,6 @@ __all__ = [
     "FEATURES",
     "banner_lines",
     "build_runtime",
-    "channel_senders",
     "create_app",
     "seed_all",
 ]
@@ -61,6 +64,7 @@ FEATURES: tuple[Feature[Any], ...] = (
     BINDING,
     VOLUNTEERS,
     ROTA,
+    OUTBOX,
     CONSOLE,
 )
 """Every feature of pufa, in the order their commands appear in the chat menu."""
@@ -124,16 +128,6 @@ def banner_lines(settings: Settings, catalogs: Catalogs) -> list[str]:
     return lines
 
 
-def channel_senders(app: web.Application) -> dict[str, Sender]:
-    """The outbox senders of the chat channels that are on, by outbox channel name
-    (``wecom``, ``wecom_robot``), for the outbox worker. Call it once the app has started
-    (from a cleanup context appended after the channels')."""
-    senders: dict[str, Sender] = {}
-    if WECOM in app:
-        senders.update(app[WECOM].senders())
-    return senders
-
-
 def _periodic_tasks() -> list[PeriodicTask]:
     tasks = [PeriodicTask("dialogs.prune", timedelta(hours=1), _prune, first=timedelta(hours=1))]
     for feature in FEATURES:
@@ -192,6 +186,51 @@ async def _run_periodic(app: web.Application, task: PeriodicTask, clock: Clock) 
         await asyncio.sleep(task.every.total_seconds())
 
 
+RECIPIENT_INTERVALS = {"wecom_robot": 3.0}
+"""Seconds between two messages to one recipient for senders that do not say: a WeCom group
+robot takes 20 messages a minute."""
+
+
+def worker_config(settings: Settings) -> WorkerConfig:
+    """The outbox worker's pacing, lease and attempts from the configuration."""
+    return WorkerConfig(
+        rate=settings.send_rate,
+        lease=settings.outbox_lease,
+        max_attempts=settings.outbox_max_attempts,
+        poll_interval=settings.outbox_poll,
+        recipient_intervals=RECIPIENT_INTERVALS,
+    )
+
+
+def _outbox_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        senders: dict[str, Sender] = app[SENDERS]
+        worker = OutboxWorker(
+            app[SESSIONS],
+            senders,
+            config=worker_config(settings),
+            metrics=app[METRICS],
+            clock=clock,
+            default_locale=settings.default_locale,
+        )
+        app[WORKER] = worker
+        wake_on_commit(app[SESSIONS], worker.wake)
+        running = asyncio.create_task(worker.run(), name="outbox")
+        try:
+            yield
+        finally:
+            worker.stop()
+            try:
+                await asyncio.wait_for(asyncio.shield(running), timeout=20)
+            except TimeoutError:
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
+
+    return ctx
+
+
 def _tasks_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         running = [
@@ -214,14 +253,14 @@ def _tasks_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """``200 {"status":"ok","db":"ok"}``, or 503 when the database does not answer; with
-    WeCom on, ``"wecom"`` says how its last API call went (an unreachable WeCom is still 200)."""
-    channels = {}
-    if WECOM in request.app:
-        channels["wecom"] = request.app[WECOM].state
+    """``200 {"status":"ok","db":"ok"}`` with ``"channels": {name: {"state", "since",
+    "detail"}}`` when chat channels are configured (a channel that cannot reach its platform
+    does not make the service unhealthy), or 503 when the database does not answer."""
+    channels = {name: h.as_json() for name, h in sorted(request.app[CHANNEL_HEALTH].items())}
+    extra: dict[str, Any] = {"channels": channels} if channels else {}
     if await ping(request.app[ENGINE]):
-        return web.json_response({"status": "ok", "db": "ok", **channels})
-    return web.json_response({"status": "error", "db": "unreachable", **channels}, status=503)
+        return web.json_response({"status": "ok", "db": "ok", **extra})
+    return web.json_response({"status": "error", "db": "unreachable", **extra}, status=503)
 
 
 def openapi_document(settings: Settings) -> dict[str, Any]:
@@ -276,6 +315,8 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[CATALOGS] = Catalogs()
+    app[CHANNEL_HEALTH] = {}
+    app[SENDERS] = {}
     app.cleanup_ctx.append(_database_ctx(clock))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
@@ -292,5 +333,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> web.Application:
         install_wecom(app, settings)
     elif (line := status_line(settings)) is not None:
         log.warning(line.strip())
+    if settings.outbox_worker:
+        app.cleanup_ctx.append(_outbox_ctx(clock))
     app.cleanup_ctx.append(_tasks_ctx(clock))
     return app

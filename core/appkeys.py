@@ -6,6 +6,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.feature import Catalogs
+from core.health import ChannelHealth
 from core.metrics import Metrics
 from core.settings import Settings
 
@@ -15,3 +16,5 @@ SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 METRICS = web.AppKey("metrics", Metrics)
 CATALOGS = web.AppKey("catalogs", Catalogs)
 """Each feature's catalog, loaded once per app by the composition root."""
+CHANNEL_HEALTH = web.AppKey("channel_health", dict[str, ChannelHealth])
+"""Each configured chat channel's state by channel name, shown by ``/healthz``."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
@@ -47,6 +47,20 @@ class Metrics:
             "pufa_outbox_messages_total",
             "Outbound messages, by channel and outcome",
             ["channel", "outcome"],
+            registry=self.registry,
+        )
+        """Attempts of this process's outbox worker: ``sent``, ``retried`` (a transient failure,
+        tried again later) or ``failed`` (given up: a permanent error or the last attempt)."""
+        self.outbox_queue = Gauge(
+            "pufa_outbox_queue_messages",
+            "Outbox messages in the database waiting (pending), being sent (sending) or "
+            "given up (failed), by channel",
+            ["channel", "status"],
+            registry=self.registry,
+        )
+        self.outbox_oldest_age = Gauge(
+            "pufa_outbox_oldest_pending_age_seconds",
+            "How long the longest-waiting due outbox message has waited (0 when none)",
             registry=self.registry,
         )
 

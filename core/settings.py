@@ -75,6 +75,16 @@ class Settings(BaseSettings):
     wecom_api_base: str = "https://qyapi.weixin.qq.com"
 
     send_rate: float = Field(default=30.0, gt=0, le=1000)
+    outbox_lease: float = Field(default=60.0, ge=1, le=3600)
+    """Seconds a worker holds a message it is sending; a process that dies mid-send leaves
+    the message to be taken again after this."""
+    outbox_max_attempts: int = Field(default=10, ge=1, le=100)
+    """Attempts at a message before it is marked failed and the coordinator is told."""
+    outbox_poll: float = Field(default=0.5, gt=0, le=60)
+    """Seconds between two looks for due messages queued by another process."""
+    outbox_worker: bool = True
+    """Whether this process sends outbox messages (false for a process that should only
+    answer while other ``pufa serve`` processes on the same database send)."""
     auto_migrate: bool = True
 
     @field_validator("database_url")

@@ -4,7 +4,8 @@
   shortfall nudge), written in the same transaction as the decision that made it. Its
   ``dedupe_key`` is unique, so re-planning the same reminder or running a scheduler twice
   never queues it twice. The worker claims due rows (``status`` and ``next_attempt_at``),
-  leases them while sending and records every attempt.
+  leases them while sending and records every attempt. A message that fails for good is
+  reported to the coordinator once (``alerted_at``).
 - :class:`PushTarget` is a destination that is not one person's private chat: a group chat
   bound to a unit or township (``/bind`` in a group), or a WeCom group robot. Its secret (a
   robot URL) is stored encrypted.
@@ -55,6 +56,18 @@ class OutboxMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = ts_field()
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    last_attempt_at: datetime | None = Field(
+        default=None,
+        sa_type=UTCDateTime,
+        nullable=True,
+        description="when the last attempt to send it ended",
+    )
+    alerted_at: datetime | None = Field(
+        default=None,
+        sa_type=UTCDateTime,
+        nullable=True,
+        description="when the coordinator was told that this message failed",
+    )
 
 
 class PushTarget(SQLModel, table=True):

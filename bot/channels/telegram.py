@@ -12,31 +12,60 @@ Each update becomes one :class:`~core.messages.Inbound` for the dialog runtime, 
 records the ``update_id`` in the step's transaction, so a redelivered update is answered once.
 Replies are rendered as plain text with inline keyboards; an ``edit_source`` reply replaces the
 message whose button was pressed (its keyboard disappears). Outgoing calls go through PTB's
-``AIORateLimiter``. In groups only commands (``/cmd`` or ``/cmd@thisbot``) and the bot's own
-buttons are answered. Errors are logged and answered with a localized apology.
+``AIORateLimiter`` and its public ``Bot.do_api_request``. In groups only commands (``/cmd`` or
+``/cmd@thisbot``) and the bot's own buttons are answered. Errors are logged and answered with a
+localized apology. Every update is counted in ``pufa_chat_updates_total``.
+
+**An unreachable Telegram never stops the service.** In mainland China api.telegram.org is
+often blocked. :func:`telegram_ctx` makes one attempt to start (``getMe``, the command menu,
+``setWebhook`` or polling); if it fails, pufa serves the mobile pages, the API and the other
+channels as usual, logs it once, keeps trying in the background and shows the channel's state
+in ``/healthz``.
+
+:class:`TelegramSender` is the outbox's sender for Telegram: it sends a queued message with
+the channel's bot and maps PTB's errors to transient (flood control, 5xx, timeouts, dropped
+connections) or permanent ones (chat not found, bot blocked).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+import random
+import warnings
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
-from telegram import BotCommand, CallbackQuery, Update
-from telegram.error import BadRequest, TelegramError
+from telegram import Bot, BotCommand, CallbackQuery, Update
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    EndPointNotFound,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
 from telegram.request import BaseRequest
+from telegram.warnings import PTBUserWarning
 
 from bot.channels.telegram_request import AiohttpRequest
 from bot.dialogs import DIALOGS, DialogRuntime, apology
-from core.appkeys import SETTINGS
+from bot.outbox.sender import OutboundItem, PermanentSendError, TransientSendError
+from bot.outbox.worker import SENDERS
+from core.appkeys import CHANNEL_HEALTH, METRICS, SETTINGS
+from core.health import ChannelHealth, ChannelState
 from core.i18n import negotiate, translator
 from core.messages import Attachment, Inbound, Reply
+from core.metrics import Metrics
 from core.settings import SHIPPED_LOCALES, Settings
 
 __all__ = [
@@ -46,6 +75,7 @@ __all__ = [
     "TELEGRAM",
     "WEBHOOK_PATH",
     "TelegramChannel",
+    "TelegramSender",
     "to_inbound",
 ]
 
@@ -55,6 +85,17 @@ CHANNEL = "telegram"
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ("message", "callback_query")
+FIRST_START_WAIT = 10.0
+"""Seconds ``pufa serve`` waits for the first attempt to reach Telegram before serving."""
+
+# pufa calls sendMessage and editMessageText through Bot.do_api_request on purpose: their
+# results are not used, and turning them into PTB Message objects cost a large share of a
+# survey step's CPU. PTB warns that those methods have dedicated functions; that is known.
+warnings.filterwarnings(
+    "ignore",
+    message=r"Please use 'Bot\.(sendMessage|editMessageText)' instead of",
+    category=PTBUserWarning,
+)
 
 # Set by the webhook view while it processes one update: Bot API calls that may ride in the
 # webhook answer (one at most, as Telegram allows) are put here instead of being sent.
@@ -152,10 +193,16 @@ class TelegramChannel:
         runtime: The dialog runtime that answers every update.
         request: PTB request backend for Bot API calls (default: :class:`AiohttpRequest`,
             cheaper per call than PTB's httpx default; ``getUpdates`` keeps PTB's own).
+        metrics: Where updates are counted (by outcome).
     """
 
     def __init__(
-        self, settings: Settings, runtime: DialogRuntime, *, request: BaseRequest | None = None
+        self,
+        settings: Settings,
+        runtime: DialogRuntime,
+        *,
+        request: BaseRequest | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         if settings.telegram_token is None:
             raise ValueError("PUFA_TELEGRAM_TOKEN is not set")
@@ -176,7 +223,15 @@ class TelegramChannel:
         self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self.application.add_error_handler(self._on_error)
+        self.metrics = metrics
+        self.health = ChannelHealth()
+        """The channel's state for ``/healthz``."""
         self._running = False
+
+    @property
+    def running(self) -> bool:
+        """Whether the channel reached Telegram and is answering updates."""
+        return self._running
 
     @property
     def bot_username(self) -> str:
@@ -204,16 +259,60 @@ class TelegramChannel:
                 await app.start()
         except BaseException:
             await app.shutdown()
+            await app.bot.shutdown()  # a half-initialised bot keeps its HTTP session open
             raise
         self._running = True
+        self.health.update("up")
         log.info(
             "telegram channel started",
             extra={"mode": self.settings.telegram_mode, "bot": self.bot_username},
         )
 
+    async def keep_starting(
+        self,
+        *,
+        first_retry: float = 1.0,
+        max_retry: float = 60.0,
+        attempted: asyncio.Event | None = None,
+    ) -> None:
+        """Try :meth:`start` until it succeeds, waiting longer between attempts (with jitter,
+        up to ``max_retry`` seconds). The first failure is logged once as a warning; the
+        channel's :attr:`health` says what happens. ``attempted`` is set after the first
+        attempt, whatever its outcome."""
+        delay = first_retry
+        failed_before = False
+        while True:
+            try:
+                await self.start()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                refused = isinstance(exc, InvalidToken | BadRequest)  # token, webhook URL…
+                state: ChannelState = "rejected" if refused else "unreachable"
+                detail = f"{type(exc).__name__}: {exc}"
+                self.health.update(state, detail)
+                if not failed_before:
+                    log.warning(
+                        "telegram cannot be reached; serving everything else and retrying "
+                        "in the background",
+                        extra={"error": detail, "api": self.settings.telegram_api_base},
+                    )
+                failed_before = True
+            else:
+                if failed_before:
+                    log.info("telegram reached; the channel is up")
+                return
+            finally:
+                if attempted is not None:
+                    attempted.set()
+            await asyncio.sleep(random.uniform(delay / 2, delay))
+            delay = min(max_retry, delay * 2)
+
     async def stop(self) -> None:
         """Stop polling (if any) and shut PTB down."""
+        self.health.update("stopped")
         if not self._running:
+            await self.application.bot.shutdown()
             return
         self._running = False
         app = self.application
@@ -244,8 +343,10 @@ class TelegramChannel:
         if secret is None or not hmac.compare_digest(
             given.encode(), secret.get_secret_value().encode()
         ):
+            self._count("rejected")
             return web.Response(status=403, text="forbidden")
         if not self._running:
+            self._count("unavailable")
             return web.Response(status=503, text="starting")
         try:
             data = json.loads(await request.read())
@@ -254,6 +355,7 @@ class TelegramChannel:
             _drop_pressed_keyboard(data)
             update = Update.de_json(data, self.application.bot)
         except (ValueError, TypeError, KeyError, AttributeError):
+            self._count("invalid")
             return web.Response(status=400, text="not a Telegram update")
         answer: list[dict[str, Any]] = []
         token = _webhook_answer.set(answer)
@@ -267,14 +369,23 @@ class TelegramChannel:
 
     # ------------------------------------------------------------------ handling
 
+    def _count(self, outcome: str) -> None:
+        """Count one inbound update: ``answered``, ``duplicate`` (a redelivery, answered
+        before), ``ignored`` (not for pufa), ``failed``, ``rejected`` (wrong secret),
+        ``invalid`` (not an update) or ``unavailable`` (channel not started)."""
+        if self.metrics is not None:
+            self.metrics.chat_updates.labels(CHANNEL, outcome).inc()
+
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         inbound = to_inbound(update, self.bot_username)
         query = update.callback_query
         if inbound is None:
+            self._count("ignored")
             if query is not None:
                 await self._answer_query(query)
             return
         replies = await self.runtime.handle(inbound)
+        self._count("answered" if replies else "duplicate")
         if query is not None:
             await self._answer_query(query)
         await self.deliver(inbound.chat_id, replies, source_message_id=inbound.source_message_id)
@@ -321,12 +432,12 @@ class TelegramChannel:
     async def _call(self, endpoint: str, data: dict[str, Any]) -> None:
         """One Bot API call whose result pufa does not use.
 
-        Goes through ``Bot._post`` (what ``send_message`` and friends call), so PTB's rate
-        limiter, request backend and error mapping (``BadRequest``, ``RetryAfter``…) all apply,
-        but the returned ``Message`` is not turned into PTB objects: that parsing was a large
-        share of a survey step's CPU, and nothing reads it.
+        Goes through the public ``Bot.do_api_request``, so PTB's rate limiter, request backend
+        and error mapping (``BadRequest``, ``RetryAfter``…) all apply, but the returned
+        ``Message`` is not turned into PTB objects: that parsing was a large share of a survey
+        step's CPU, and nothing reads it.
         """
-        await self.application.bot._post(endpoint, data)
+        await self.application.bot.do_api_request(endpoint, api_kwargs=data)
 
     async def _send(self, chat_id: str, reply: Reply) -> None:
         data: dict[str, Any] = {"chat_id": int(chat_id), "text": reply.text}
@@ -354,6 +465,8 @@ class TelegramChannel:
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         error = context.error
+        if isinstance(update, Update):
+            self._count("failed")
         update_id = update.update_id if isinstance(update, Update) else None
         log.error(
             "telegram update failed",
@@ -372,18 +485,92 @@ class TelegramChannel:
             log.warning("could not send the apology", extra={"error": str(exc)})
 
 
+class TelegramSender:
+    """The outbox's sender for Telegram: one ``sendMessage`` per queued message.
+
+    Args:
+        bot: The bot to send with (the channel's, so PTB's rate limiter and HTTP session are
+            shared with the answers to updates).
+        ready: Whether the bot can send now (the channel reached Telegram); while it cannot,
+            the worker leaves Telegram messages queued.
+    """
+
+    GROUP_INTERVAL = 3.0
+    """Seconds between two messages to one group: Telegram allows 20 a minute."""
+    CHAT_INTERVAL = 1.0
+    """Seconds between two messages to one private chat: about one a second."""
+    INVALID_TOKEN_WAIT = 300.0
+    """Seconds to hold Telegram messages back when the token is refused."""
+
+    def __init__(self, bot: Bot, ready: Callable[[], bool] = lambda: True) -> None:
+        self.bot = bot
+        self._ready = ready
+
+    @property
+    def ready(self) -> bool:
+        """Whether the channel can send now."""
+        return self._ready()
+
+    def min_interval(self, recipient: str) -> float:
+        """Groups (negative chat ids) get 20 messages a minute; private chats one a second."""
+        return self.GROUP_INTERVAL if recipient.startswith("-") else self.CHAT_INTERVAL
+
+    async def send(self, item: OutboundItem) -> None:
+        """Send ``item`` as a text message with its inline keyboard, or raise
+        :class:`TransientSendError` / :class:`PermanentSendError`."""
+        try:
+            chat_id = int(item.recipient)
+        except ValueError:
+            raise PermanentSendError(f"not a Telegram chat id: {item.recipient!r}") from None
+        data: dict[str, Any] = {"chat_id": chat_id, "text": item.reply.text}
+        markup = _markup(item.reply)
+        if markup is not None:
+            data["reply_markup"] = markup
+        try:
+            await self.bot.do_api_request("sendMessage", api_kwargs=data)
+        except RetryAfter as exc:
+            raise TransientSendError(exc.message, retry_after=_seconds(exc.retry_after)) from exc
+        except ChatMigrated as exc:
+            raise PermanentSendError(
+                f"the group became a supergroup ({exc.new_chat_id}); bind it again"
+            ) from exc
+        except (Forbidden, BadRequest) as exc:  # blocked, kicked, chat not found, bad message
+            raise PermanentSendError(exc.message) from exc
+        except (InvalidToken, EndPointNotFound) as exc:  # 401/404: sendMessage always exists
+            raise TransientSendError(
+                f"the bot token was refused: {exc.message}", retry_after=self.INVALID_TOKEN_WAIT
+            ) from exc
+        except NetworkError as exc:  # 5xx, timeouts, dropped connections
+            raise TransientSendError(exc.message) from exc
+        except TelegramError as exc:
+            raise TransientSendError(exc.message) from exc
+
+
+def _seconds(value: int | float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
 TELEGRAM = web.AppKey("telegram", TelegramChannel)
 
 
 async def telegram_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context: start the Telegram channel with the app and stop it on shutdown."""
+    """Cleanup context: start the Telegram channel with the app (in the background when
+    Telegram cannot be reached), offer the outbox its sender, stop it on shutdown."""
     settings = app[SETTINGS]
-    channel = TelegramChannel(settings, app[DIALOGS])
+    channel = TelegramChannel(settings, app[DIALOGS], metrics=app[METRICS])
     app[TELEGRAM] = channel
-    await channel.start()
+    app[CHANNEL_HEALTH][CHANNEL] = channel.health
+    app[SENDERS][CHANNEL] = TelegramSender(channel.application.bot, lambda: channel.running)
+    attempted = asyncio.Event()
+    starting = asyncio.create_task(channel.keep_starting(attempted=attempted), name="telegram")
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(attempted.wait(), FIRST_START_WAIT)
     try:
         yield
     finally:
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
         await channel.stop()
 
 

@@ -11,19 +11,23 @@ coordinators) to the chats that receive its pushes: every chat account bound to 
 the group chats and group robots bound to it (:class:`~storage.models_outbox.PushTarget`).
 Texts are rendered by the feature in the recipient's ``locale``; buttons in pushed messages
 are signed for the chat they go to (:func:`push_button`).
+
+A process that runs the outbox worker makes its sessions wake the worker when a transaction
+that queued messages commits (:func:`wake_on_commit`), so what this process queues goes out at
+once; what other processes queue is found by the worker's next look (about every half second).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from core import payloads
@@ -43,10 +47,17 @@ __all__ = [
     "reply_of",
     "retry_messages",
     "set_push_target",
+    "wake_on_commit",
 ]
 
 ROLES = ("unit", "staff", "coordinator")
 """Roles a push can be addressed to."""
+
+NO_PUSH_CHANNEL = "console"
+"""The terminal channel of ``pufa chat``: nothing can be pushed to it."""
+
+WAKE_INFO_KEY = "pufa.outbox.wake"
+"""Key in a session's ``info`` of the function that wakes this process's outbox worker."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +161,18 @@ async def enqueue(session: AsyncSession, messages: Iterable[Outgoing], now: date
     for row in rows:
         result = await session.execute(stmt.values(**row))
         queued += int(getattr(result, "rowcount", 0) or 0)
+    wake = session.info.get(WAKE_INFO_KEY)
+    if queued and callable(wake):
+        event.listen(session.sync_session, "after_commit", lambda _session: wake(), once=True)
     return queued
+
+
+def wake_on_commit(sessions: async_sessionmaker[AsyncSession], wake: Callable[[], None]) -> None:
+    """Make every session of ``sessions`` call ``wake`` after committing a transaction in which
+    :func:`enqueue` queued something (the worker of this process then sends it at once)."""
+    info = dict(sessions.kw.get("info") or {})
+    info[WAKE_INFO_KEY] = wake
+    sessions.configure(info=info)
 
 
 async def cancel_pending(session: AsyncSession, keys: Sequence[str], now: datetime) -> int:
@@ -170,7 +192,8 @@ async def retry_messages(
     session: AsyncSession, now: datetime, *, ids: Sequence[int] = (), failed: bool = False
 ) -> int:
     """Send failed messages again (the ones in ``ids``, or every failed one): they become
-    pending, due now, with their attempts reset. Returns how many."""
+    pending, due now, with their attempts reset (and, should they fail again, the coordinator
+    is told again). Returns how many."""
     condition = col(OutboxMessage.status) == "failed"
     if not failed:
         if not ids:
@@ -179,7 +202,9 @@ async def retry_messages(
     result = await session.execute(
         update(OutboxMessage)
         .where(condition)
-        .values(status="pending", attempts=0, next_attempt_at=now, lease_until=None)
+        .values(
+            status="pending", attempts=0, next_attempt_at=now, lease_until=None, alerted_at=None
+        )
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
@@ -196,11 +221,14 @@ async def recipients(
     """Every chat that receives ``role``'s pushes (optionally one unit's or township's).
 
     Private chats of the accounts bound to the role come first, then active group chats and
-    group robots, each once.
+    group robots, each once. Console accounts (``pufa chat``) are left out: a terminal
+    session cannot be reached with a push.
     """
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
-    query = select(ChatIdentity).where(col(ChatIdentity.role) == role)
+    query = select(ChatIdentity).where(
+        col(ChatIdentity.role) == role, col(ChatIdentity.channel) != NO_PUSH_CHANNEL
+    )
     targets = select(PushTarget).where(col(PushTarget.role) == role, col(PushTarget.active))
     if unit_id is not None:
         query = query.where(col(ChatIdentity.unit_id) == unit_id)

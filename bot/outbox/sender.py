@@ -9,13 +9,24 @@ The composition root gives the worker one :class:`Sender` per channel name (``te
 - :class:`PermanentSendError` — trying again cannot help (chat not found, bot blocked by the
   user, a robot URL that no longer exists); the message fails at once.
 
-Any other exception is treated as transient.
+Any other exception is treated as transient. A transient error with ``retry_after`` (the
+platform's "too many requests") does not count as an attempt: the worker pauses the channel
+for that long and sends the message then.
+
+Two things a sender may offer besides :meth:`Sender.send` (the worker asks for them with
+:func:`is_ready` and :func:`min_interval`, and does without when they are missing):
+
+- ``ready`` — a boolean property, false while the channel cannot reach its platform (not
+  started yet, retrying in the background); the worker leaves that channel's messages queued,
+  without spending their attempts, until it is true again;
+- ``min_interval(recipient) -> float`` — the seconds the platform wants between two messages
+  to one recipient (Telegram: one a second to a chat, 20 a minute to a group).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from core.messages import Reply
 
@@ -25,6 +36,8 @@ __all__ = [
     "SendError",
     "Sender",
     "TransientSendError",
+    "is_ready",
+    "min_interval",
 ]
 
 
@@ -73,3 +86,17 @@ class Sender(Protocol):
     async def send(self, item: OutboundItem) -> None:
         """Deliver ``item``, or raise a :class:`SendError`."""
         ...
+
+
+def is_ready(sender: Any) -> bool:
+    """Whether ``sender`` can send now (its optional ``ready``; true when it has none)."""
+    return bool(getattr(sender, "ready", True))
+
+
+def min_interval(sender: Any, recipient: str, default: float = 0.0) -> float:
+    """Seconds between two messages to ``recipient`` (the sender's optional ``min_interval``,
+    or ``default``)."""
+    method = getattr(sender, "min_interval", None)
+    if method is None:
+        return default
+    return float(method(recipient))

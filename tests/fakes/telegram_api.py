@@ -24,6 +24,11 @@ What it models, beyond returning well-formed ``{"ok": true, "result": ...}`` pay
   ``getUpdates`` while a webhook is set (409), a second concurrent ``getUpdates`` (409), and
   injected failures such as ``429 Too Many Requests`` with ``retry_after``
   (:meth:`FakeBotApi.fail_next`);
+* faults of a network and a server under load, for the outbox's retries: a random fraction of
+  calls answered ``500`` (:meth:`FakeBotApi.inject_faults`), calls that hang until the client
+  gives up (:meth:`FakeBotApi.stall_next`) and connections dropped without an answer
+  (:meth:`FakeBotApi.drop_next`). A faulty call never takes effect (nothing is sent), and
+  every fault is counted in :attr:`FakeBotApi.faults`, so a test can prove it happened;
 * long polling (``getUpdates`` waits up to ``timeout`` seconds for :meth:`FakeBotApi.queue_update`)
   and webhook delivery (:meth:`FakeBotApi.deliver_webhook`).
 
@@ -37,9 +42,11 @@ import asyncio
 import contextlib
 import html
 import json
+import random
 import re
 import socket
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -246,6 +253,14 @@ class _Failure:
     method: str | None  # lower-case canonical name, None = any method
     error: ApiError
     times: int
+
+
+@dataclass
+class _Disruption:
+    method: str | None  # lower-case canonical name, None = any method
+    kind: str  # "timeout" or "drop"
+    times: int
+    seconds: float = 0.0
 
 
 def _clone(value: Any) -> Any:
@@ -501,6 +516,8 @@ class FakeBotApi:
             that times out has still caused the side effect, as with the real API).
         strict_chats: If true, sending to a chat never seen in an update built here or
             registered with :meth:`add_chat` fails with ``Bad Request: chat not found``.
+        port: Port to listen on (default: a free one), e.g. to come up where a client was
+            already pointed while nothing listened.
 
     Use as ``async with FakeBotApi() as fake:`` or call :meth:`start` / :meth:`stop`.
     """
@@ -513,6 +530,7 @@ class FakeBotApi:
         bot_first_name: str = "普法测试机器人",
         latency: float = 0.0,
         strict_chats: bool = False,
+        port: int = 0,
     ) -> None:
         if not _TOKEN_RE.fullmatch(token):
             raise ValueError("token must look like '<bot id>:<secret>'")
@@ -530,6 +548,7 @@ class FakeBotApi:
         #: Per-method extra latency (canonical method name → seconds), added to :attr:`latency`.
         self.method_latency: dict[str, float] = {}
         self.strict_chats = strict_chats
+        self.port = port
 
         #: Every request received, in the order their answers were ready (see :class:`Call`).
         self.calls: list[Call] = []
@@ -547,6 +566,9 @@ class FakeBotApi:
         self.callback_queries: dict[str, JSONDict | None] = {}
         #: Uploaded files by ``file_id``.
         self.files: dict[str, UploadedFile] = {}
+        #: Faults that happened, by kind: the HTTP status of an injected error (``"500"``,
+        #: ``"429"``…), ``"timeout"`` (a call left hanging) or ``"drop"`` (connection closed).
+        self.faults: Counter[str] = Counter()
 
         self._chats: dict[int, JSONDict] = {}
         self._messages: dict[tuple[int, int], JSONDict] = {}
@@ -556,6 +578,9 @@ class FakeBotApi:
         self._next_callback_id = 1
         self._next_file_id = 1
         self._failures: list[_Failure] = []
+        self._disruptions: list[_Disruption] = []
+        self._error_rate: dict[str | None, tuple[float, int]] = {}
+        self._random = random.Random(0)
         self._methods: dict[str, tuple[str, MethodHandler]] = {}
         self._calls_event = asyncio.Event()
         self._updates_event = asyncio.Event()
@@ -598,7 +623,7 @@ class FakeBotApi:
         await runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", self.port))
         site = web.SockSite(runner, sock)
         await site.start()
         self._runner = runner
@@ -663,6 +688,41 @@ class FakeBotApi:
     ) -> None:
         """Shorthand for ``fail_next(method, error_code=429, retry_after=retry_after)``."""
         self.fail_next(method, error_code=429, retry_after=retry_after, times=times)
+
+    def inject_faults(
+        self,
+        method: str | None = "sendMessage",
+        *,
+        error_rate: float,
+        error_code: int = 500,
+        seed: int = 0,
+    ) -> None:
+        """Answer a random ``error_rate`` of the calls of ``method`` (any if ``None``) with
+        ``error_code`` (``Internal Server Error`` by default), reproducibly for a ``seed``;
+        ``error_rate=0`` stops. A faulty call has no effect; each is counted in :attr:`faults`.
+        """
+        if not 0 <= error_rate <= 1:
+            raise ValueError("error_rate is a fraction between 0 and 1")
+        key = method.lower() if method else None
+        self._random.seed(seed)
+        if error_rate == 0:
+            self._error_rate.pop(key, None)
+        else:
+            self._error_rate[key] = (error_rate, error_code)
+
+    def stall_next(
+        self, method: str | None = "sendMessage", *, times: int = 1, seconds: float = 60.0
+    ) -> None:
+        """Leave the next ``times`` calls of ``method`` hanging for ``seconds`` without any
+        effect, as a server that never answers: the client times out (``"timeout"`` fault)."""
+        key = method.lower() if method else None
+        self._disruptions.append(_Disruption(key, "timeout", max(1, times), seconds))
+
+    def drop_next(self, method: str | None = "sendMessage", *, times: int = 1) -> None:
+        """Close the connection of the next ``times`` calls of ``method`` without answering
+        and without effect (``"drop"`` fault)."""
+        key = method.lower() if method else None
+        self._disruptions.append(_Disruption(key, "drop", max(1, times)))
 
     def add_chat(self, chat: Mapping[str, Any]) -> JSONDict:
         """Register a Chat object (``id``, ``type``, ``title``/``first_name``…); return it."""
@@ -1027,8 +1087,12 @@ class FakeBotApi:
             if known is None:
                 raise ApiError(404, "Not Found: method not found")
             call.params, call.raw, call.files = await self._read_request(request)
-            failure = self._take_failure(call.method)
+            disruption = self._take_disruption(call.method)
+            if disruption is not None:
+                return await self._disrupt(request, call, disruption)
+            failure = self._take_failure(call.method) or self._random_failure(call.method)
             if failure is not None:
+                self.faults[str(failure.error_code)] += 1
                 raise failure
             result = known[1](self, call.params)
             if isinstance(result, Awaitable):
@@ -1053,6 +1117,45 @@ class FakeBotApi:
         return web.Response(
             body=upload.data, content_type=upload.content_type or "application/octet-stream"
         )
+
+    async def _disrupt(
+        self, request: web.Request, call: Call, disruption: _Disruption
+    ) -> web.StreamResponse:
+        """Answer nothing: hang (the client times out) or drop the connection."""
+        self.faults[disruption.kind] += 1
+        call.finished = time.monotonic()
+        self._record(call)
+        if disruption.kind == "drop":
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=500)
+        await asyncio.sleep(disruption.seconds)
+        error = ApiError(504, "Gateway Timeout")
+        call.status, call.response = error.error_code, error.payload()
+        return web.Response(
+            status=error.error_code,
+            text=_json_dumps(error.payload()),
+            content_type="application/json",
+        )
+
+    def _take_disruption(self, method: str) -> _Disruption | None:
+        name = method.lower()
+        for disruption in self._disruptions:
+            if disruption.method is None or disruption.method == name:
+                disruption.times -= 1
+                if disruption.times <= 0:
+                    self._disruptions.remove(disruption)
+                return disruption
+        return None
+
+    def _random_failure(self, method: str) -> ApiError | None:
+        found = self._error_rate.get(method.lower()) or self._error_rate.get(None)
+        if found is None:
+            return None
+        rate, code = found
+        if self._random.random() >= rate:
+            return None
+        return ApiError(code, _ERROR_DESCRIPTIONS.get(code, "Internal Server Error"))
 
     def _take_failure(self, method: str) -> ApiError | None:
         name = method.lower()

@@ -42,6 +42,9 @@ def wecom_settings(
         wecom_token=CALLBACK_TOKEN,
         wecom_aes_key=aes_key,
         wecom_api_base=fake_wecom.api_base,
+        # these tests hand queued rows to the senders themselves (tests/wecom/harness.py);
+        # test_worker.py runs the real outbox worker
+        outbox_worker=False,
     )
 
 

@@ -16,10 +16,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from bot.app import channel_senders
 from bot.channels.wecom import CALLBACK_PATH, WECOM, WeComChannel
 from bot.outbox.queue import reply_of
 from bot.outbox.sender import OutboundItem, PermanentSendError, SendError, TransientSendError
+from bot.outbox.worker import SENDERS
 from core.clock import utcnow
 from storage.db import transaction
 from storage.models_outbox import OutboxMessage
@@ -96,7 +96,7 @@ class WeCom:
 
     async def deliver(self) -> list[SendError]:
         """Send every pending row once with the channel's senders; the errors raised."""
-        senders = channel_senders(self.client.app)
+        senders = self.client.app[SENDERS]
         errors: list[SendError] = []
         for row in await self.pending():
             assert row.id is not None

@@ -238,4 +238,5 @@ async def test_refused_credentials_are_retried_later_and_shown_in_health(wecom: 
     assert len(wecom.fake.calls_to("message/send")) == sends_before + 1
     assert wecom.fake.token_requests == tokens_before + 1
     health = await (await wecom.client.get("/healthz")).json()
-    assert health == {"status": "ok", "db": "ok", "wecom": "error 40001"}
+    assert health["status"] == "ok" and health["channels"]["wecom"]["state"] == "rejected"
+    assert health["channels"]["wecom"]["detail"] == "error 40001"

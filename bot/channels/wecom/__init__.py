@@ -32,7 +32,8 @@ from bot.channels.wecom.senders import (
     WeComSender,
 )
 from bot.dialogs import DIALOGS
-from core.appkeys import SESSIONS
+from bot.outbox.worker import SENDERS
+from core.appkeys import CHANNEL_HEALTH, SESSIONS
 from core.settings import Settings
 
 __all__ = [
@@ -79,6 +80,8 @@ def status_line(settings: Settings) -> str | None:
 async def _wecom_ctx(app: web.Application) -> AsyncIterator[None]:
     channel = app[WECOM]
     await channel.start(app[DIALOGS], app[SESSIONS])
+    app[SENDERS].update(channel.senders())
+    app[CHANNEL_HEALTH][CHANNEL] = channel.health
     try:
         yield
     finally:

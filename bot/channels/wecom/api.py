@@ -23,6 +23,8 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from core.health import ChannelHealth
+
 __all__ = [
     "RATE_LIMITED",
     "TOKEN_ERRORS",
@@ -90,6 +92,9 @@ class WeComApi:
         self.state = "unknown"
         """``ok`` after a successful call, ``unreachable`` or ``error <code>`` after a failed
         one, ``unknown`` before the first."""
+        self.health = ChannelHealth()
+        """The same, as ``/healthz`` lists every channel: ``up``, ``unreachable``, or
+        ``rejected`` when WeCom refused the app's credentials (the code in ``detail``)."""
 
     # ------------------------------------------------------------------ transport
 
@@ -123,14 +128,23 @@ class WeComApi:
         except (TypeError, ValueError):
             errcode = -1
         if errcode:
-            self._track(track, f"error {errcode}")
+            self._track(track, f"error {errcode}", rejected=URL(url).path.endswith("/gettoken"))
             raise WeComError(errcode, str(data.get("errmsg", "")), data, path=URL(url).path)
         self._track(track, "ok")
         return data
 
-    def _track(self, track: bool, state: str) -> None:
-        if track:
-            self.state = state
+    def _track(self, track: bool, state: str, *, rejected: bool = False) -> None:
+        if not track:
+            return
+        self.state = state
+        if state == "ok":
+            self.health.update("up")
+        elif state == "unreachable":
+            self.health.update("unreachable")
+        elif rejected:
+            self.health.update("rejected", state)
+        else:  # a refused message (unknown member…) says nothing about the channel
+            self.health.update("up", f"last call: {state}")
 
     # ------------------------------------------------------------------ the token
 
@@ -154,7 +168,7 @@ class WeComApi:
             except (TypeError, ValueError):
                 expires_in = 0.0
             if not token or expires_in <= 0:
-                self.state = "unreachable"
+                self._track(True, "unreachable")
                 raise WeComUnreachable("gettoken gave no usable access_token")
             self._token = token
             self._token_expires = self._clock() + max(expires_in - _TOKEN_MARGIN, 1.0)

@@ -62,6 +62,7 @@ from bot.channels.wecom.senders import ROBOT_CHANNEL, RobotSender, WeComSender
 from bot.dialogs import DialogRuntime, apology
 from bot.outbox.queue import Outgoing, Recipient, enqueue
 from bot.outbox.sender import Sender
+from core.health import ChannelHealth
 from core.http import MAX_BODY, json_error
 from core.i18n import N_, translator
 from core.messages import Inbound, Reply
@@ -178,6 +179,7 @@ class WeComChannel:
         self.robot_sender: RobotSender | None = None
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._starting = ChannelHealth()
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._probe: asyncio.Task[None] | None = None
 
@@ -243,6 +245,11 @@ class WeComChannel:
                 return False
             await asyncio.wait(set(self._tasks), timeout=left)
         return True
+
+    @property
+    def health(self) -> ChannelHealth:
+        """The channel's state for ``/healthz`` (``starting`` until the first API call)."""
+        return self.api.health if self.api is not None else self._starting
 
     @property
     def state(self) -> str:

@@ -213,6 +213,7 @@ def _outbox_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]
             metrics=app[METRICS],
             clock=clock,
             default_locale=settings.default_locale,
+            secret=settings.secret(),
         )
         app[WORKER] = worker
         wake_on_commit(app[SESSIONS], worker.wake)

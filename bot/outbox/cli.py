@@ -25,7 +25,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from bot.outbox.queue import Outgoing, Recipient, enqueue, recipients, retry_messages
+from bot.outbox.queue import (
+    Outgoing,
+    Recipient,
+    enqueue,
+    listed_text,
+    recipients,
+    retry_messages,
+)
 from core.cli import get_settings
 from core.clock import utcnow
 from core.errors import PufaError
@@ -243,7 +250,7 @@ def _as_json(message: OutboxMessage, tz: ZoneInfo) -> dict[str, Any]:
         "locale": message.locale,
         "attempts": message.attempts,
         "last_error": message.last_error,
-        "text": str((message.body or {}).get("text", "")),
+        "text": listed_text(message.body or {}, translator(None)),
         "dedupe_key": message.dedupe_key,
         "created_at": local_time(message.created_at, tz).replace(" ", "T"),
         "next_attempt_at": local_time(message.next_attempt_at, tz).replace(" ", "T"),

@@ -19,6 +19,7 @@ once; what other processes queue is found by the worker's next look (about every
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from core import payloads
+from core.crypto import Sealer, SealError
+from core.i18n import N_, Translator
 from core.messages import Button, Link, Reply
 from storage.models import ChatIdentity
 from storage.models_outbox import OutboxMessage, PushTarget
@@ -42,6 +45,8 @@ __all__ = [
     "body_of",
     "cancel_pending",
     "enqueue",
+    "is_private",
+    "listed_text",
     "push_button",
     "recipients",
     "reply_of",
@@ -89,6 +94,10 @@ class Outgoing:
         kind: What it is, for listings: ``notice``, ``reminder``, ``escalation``, ``nudge``,
             ``alert``.
         not_before: Send no earlier than this (default: as soon as possible).
+        private: The message may hold personal data (a chat reply that repeats what a person
+            typed, e.g. a liaison's name and mobile number): its body is stored sealed
+            (:data:`SEAL_PURPOSE`), listings show only that it is private, and only the
+            worker opens it to send it.
     """
 
     dedupe_key: str
@@ -96,10 +105,31 @@ class Outgoing:
     reply: Reply
     kind: str = "notice"
     not_before: datetime | None = None
+    private: bool = False
 
 
-def body_of(reply: Reply) -> dict[str, Any]:
-    """The JSON body stored for a reply."""
+SEAL_PURPOSE = "outbox.body"
+"""The :class:`~core.crypto.Sealer` purpose of private message bodies."""
+
+
+PRIVATE_TEXT = N_("(a private chat reply: its content is stored sealed)")
+"""What listings show instead of a private message's text."""
+
+
+def is_private(body: dict[str, Any]) -> bool:
+    """Whether a stored body is sealed (a private message)."""
+    return "sealed" in body
+
+
+def listed_text(body: dict[str, Any], t: Translator) -> str:
+    """A message's text as listings show it: private ones are never opened there."""
+    if is_private(body):
+        return t._(PRIVATE_TEXT)
+    return str(body.get("text", ""))
+
+
+def body_of(reply: Reply, sealer: Sealer | None = None) -> dict[str, Any]:
+    """The JSON body stored for a reply (sealed when a ``sealer`` is given)."""
     body: dict[str, Any] = {"text": reply.text}
     if reply.buttons:
         body["buttons"] = [
@@ -107,11 +137,18 @@ def body_of(reply: Reply) -> dict[str, Any]:
         ]
     if reply.links:
         body["links"] = [{"label": link.label, "url": link.url} for link in reply.links]
+    if sealer is not None:
+        return {"sealed": sealer.seal(json.dumps(body, ensure_ascii=False))}
     return body
 
 
-def reply_of(body: dict[str, Any]) -> Reply:
-    """The reply a stored body describes (what a sender renders)."""
+def reply_of(body: dict[str, Any], sealer: Sealer | None = None) -> Reply:
+    """The reply a stored body describes (what a sender renders); a sealed body needs the
+    ``sealer`` (:class:`~core.crypto.SealError` if it does not open)."""
+    if is_private(body):
+        if sealer is None:
+            raise SealError("a private outbox message needs the key to be read")
+        body = json.loads(sealer.open(str(body["sealed"])))
     buttons = tuple(
         tuple(Button(str(b["label"]), str(b["payload"])) for b in row)
         for row in body.get("buttons", ())
@@ -130,12 +167,24 @@ def push_button(
     )
 
 
-async def enqueue(session: AsyncSession, messages: Iterable[Outgoing], now: datetime) -> int:
+async def enqueue(
+    session: AsyncSession,
+    messages: Iterable[Outgoing],
+    now: datetime,
+    *,
+    secret: bytes | None = None,
+) -> int:
     """Queue ``messages`` in ``session``'s transaction; return how many were new.
 
     A message whose ``dedupe_key`` is already in the table (queued earlier, sent, failed or
-    cancelled) is skipped without an error.
+    cancelled) is skipped without an error. Private messages are sealed with ``secret``.
     """
+    messages = list(messages)
+    sealer = None
+    if any(m.private for m in messages):
+        if secret is None:
+            raise ValueError("private outbox messages need the secret key to be sealed")
+        sealer = Sealer(secret, SEAL_PURPOSE)
     rows = [
         {
             "dedupe_key": m.dedupe_key,
@@ -143,7 +192,7 @@ async def enqueue(session: AsyncSession, messages: Iterable[Outgoing], now: date
             "recipient": m.recipient.address,
             "locale": m.recipient.locale,
             "kind": m.kind,
-            "body": body_of(m.reply),
+            "body": body_of(m.reply, sealer if m.private else None),
             "status": "pending",
             "attempts": 0,
             "next_attempt_at": max(m.not_before, now) if m.not_before else now,

@@ -54,7 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Update
 
 from bot.outbox.alerts import AlertRun, alert_failures, reportable
-from bot.outbox.queue import recipients, reply_of
+from bot.outbox.queue import SEAL_PURPOSE, recipients, reply_of
 from bot.outbox.sender import (
     OutboundItem,
     PermanentSendError,
@@ -64,6 +64,7 @@ from bot.outbox.sender import (
     min_interval,
 )
 from core.clock import Clock, utcnow
+from core.crypto import Sealer
 from core.metrics import Metrics
 from storage.db import transaction
 from storage.models_outbox import OutboxMessage
@@ -228,8 +229,10 @@ class OutboxWorker:
         metrics: Metrics | None = None,
         clock: Clock = utcnow,
         default_locale: str = "zh_CN",
+        secret: bytes | None = None,
     ) -> None:
         self.sessions = sessions
+        self._sealer = Sealer(secret, SEAL_PURPOSE) if secret is not None else None
         self.senders = senders
         self.config = config or WorkerConfig()
         self.metrics = metrics
@@ -470,7 +473,7 @@ class OutboxWorker:
                 channel=row.channel,
                 recipient=row.recipient,
                 locale=row.locale,
-                reply=reply_of(row.body),
+                reply=reply_of(row.body, self._sealer),
                 kind=row.kind,
                 attempts=row.attempts - 1,
             )

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from bot.outbox.queue import (
+    SEAL_PURPOSE,
     Outgoing,
     Recipient,
     cancel_pending,
     enqueue,
+    is_private,
+    listed_text,
     push_button,
     recipients,
     reply_of,
     set_push_target,
 )
 from core import payloads
+from core.crypto import Sealer, SealError
+from core.i18n import translator
 from core.messages import Reply
 from storage.db import transaction
 from storage.models import ChatIdentity, Unit
@@ -142,3 +148,25 @@ async def test_recipients_are_bound_accounts_and_groups_of_the_role(
     assert mine[0].identity_id is not None and mine[2].identity_id is None
     assert {r.address for r in everyone} == {"1", "zhangsan", "2", "-100", "-200"}
     assert [r.address for r in coordinators] == ["4"]
+
+
+async def test_private_messages_are_sealed_at_rest_and_listed_without_their_text(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    to = Recipient("wecom", "zhangsan", "zh_CN")
+    secret = TEST_SECRET.encode()
+    reply = Reply("请核对：欧阳娜娜 13971234567")
+    private = Outgoing("reply:1", to, reply, "reply", private=True)
+    async with transaction(sessions) as session:
+        with pytest.raises(ValueError, match="secret"):
+            await enqueue(session, [private], NOW)
+        assert await enqueue(session, [private], NOW, secret=secret) == 1
+        row = (await session.execute(select(OutboxMessage))).scalar_one()
+    assert is_private(row.body) and "13971234567" not in str(row.body)
+    assert reply_of(row.body, Sealer(secret, SEAL_PURPOSE)) == reply
+    with pytest.raises(SealError):
+        reply_of(row.body)
+    with pytest.raises(SealError):
+        reply_of(row.body, Sealer(b"another key, another deployment", SEAL_PURPOSE))
+    assert listed_text(row.body, translator("zh_CN")) == "（私聊回复：内容已加密保存）"
+    assert listed_text({"text": "通知"}, translator("zh_CN")) == "通知"

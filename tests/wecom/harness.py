@@ -17,13 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from bot.channels.wecom import CALLBACK_PATH, WECOM, WeComChannel
-from bot.outbox.queue import reply_of
+from bot.outbox.queue import SEAL_PURPOSE, reply_of
 from bot.outbox.sender import OutboundItem, PermanentSendError, SendError, TransientSendError
 from bot.outbox.worker import SENDERS
 from core.clock import utcnow
+from core.crypto import Sealer
 from storage.db import transaction
 from storage.models_outbox import OutboxMessage
 from tests.fakes.wecom_api import FakeWeComApi, WeComCallbacks
+from tests.helpers import TEST_SECRET
 
 
 @dataclass
@@ -105,7 +107,7 @@ class WeCom:
                 row.channel,
                 row.recipient,
                 row.locale,
-                reply_of(row.body),
+                reply_of(row.body, Sealer(TEST_SECRET.encode(), SEAL_PURPOSE)),
                 row.kind,
                 row.attempts,
             )

@@ -11,16 +11,20 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
 from bot.app import create_app
 from bot.binding.invites import create_invite
+from bot.outbox.queue import is_private
 from core.settings import Settings
 from storage.db import create_engine, session_factory, transaction
 from storage.models_outbox import OutboxMessage
 from storage.types import utcnow
+from tests.conftest import POSTGRES_URL
 from tests.fakes.wecom_api import FakeWeComApi, WeComCallbacks
 from tests.helpers import TEST_SECRET, seed_db
+from tests.volunteers.test_at_rest import _forms, _scan_postgres, _scan_sqlite
 from tests.wecom.harness import WeCom
 
 
@@ -105,3 +109,30 @@ async def test_register_and_duty_work_in_wecom_through_the_worker(live: WeCom) -
     assert rows and {status for status, _ in rows} == {"sent"}
     assert all(attempts == 1 for _, attempts in rows)
     assert delivered >= len(rows)
+
+
+async def test_a_liaison_registered_in_wecom_leaves_no_plain_text_behind(
+    live: WeCom, engine: AsyncEngine, db_url: str
+) -> None:
+    """Replies repeat what staff typed (the summary before saving): in WeCom they go through
+    the outbox, so they are stored sealed there — no name or number in the database bytes."""
+    staff = "QianQi"
+    staff_code = await _code(live, "staff", township="zbp")
+    await _said(live, staff, f"bind {staff_code}")
+    await _said(live, staff, "register 华西村")
+    await _said(live, staff, "登记新的法律明白人")
+    await _said(live, staff, "欧阳娜娜")
+    await _said(live, staff, "女")
+    await _said(live, staff, "13971234567")
+    summary = "\n".join(await _said(live, staff, "网格员"))
+    assert "欧阳娜娜" in summary and "13971234567" in summary  # the person sees what they typed
+    saved = "\n".join(await _said(live, staff, "确认保存"))
+    assert "欧阳娜娜" in saved
+    async with transaction(live.sessions) as session:
+        rows = (await session.execute(select(OutboxMessage))).scalars().all()
+    assert rows and all(is_private(row.body) for row in rows if row.kind == "reply")
+    assert {row.status for row in rows} == {"sent"}
+    data = await _scan_postgres(engine) if POSTGRES_URL else await _scan_sqlite(db_url)
+    for value in ("欧阳娜娜", "13971234567"):
+        for form in _forms(value):
+            assert form not in data, (value, form)

@@ -439,10 +439,13 @@ class WeComChannel:
         await enqueue(
             session,
             [
-                Outgoing(f"wecom:{inbound.event_id}:{i}", recipient, reply, kind="reply")
+                Outgoing(
+                    f"wecom:{inbound.event_id}:{i}", recipient, reply, kind="reply", private=True
+                )
                 for i, reply in enumerate(replies)
             ],
             now,
+            secret=self._secret,
         )
 
     async def _queue_apology(self, inbound: Inbound) -> None:

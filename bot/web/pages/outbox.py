@@ -13,13 +13,13 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from bot.outbox.queue import retry_messages
+from bot.outbox.queue import listed_text, retry_messages
 from bot.web.auth import Principal
 from bot.web.common import flash
-from bot.web.layout import Page, Route, render
+from bot.web.layout import Page, Route, console_locale, render
 from core.appkeys import SESSIONS
 from core.clock import utcnow
-from core.i18n import N_
+from core.i18n import N_, Translator, translator
 from storage.audit import record
 from storage.db import transaction
 from storage.models_outbox import OutboxMessage
@@ -30,8 +30,8 @@ SHOWN = 200
 """Messages listed per state."""
 
 
-def _row(m: OutboxMessage) -> dict[str, Any]:
-    text = str(m.body.get("text", "")) if isinstance(m.body, dict) else ""
+def _row(m: OutboxMessage, t: Translator) -> dict[str, Any]:
+    text = listed_text(m.body, t) if isinstance(m.body, dict) else ""
     return {
         "id": m.id,
         "kind": m.kind,
@@ -59,6 +59,8 @@ async def outbox(request: web.Request, user: Principal) -> web.StreamResponse:
             ).all()
         )
 
+        t = translator(await console_locale(request))
+
         async def listed(*statuses: str) -> list[dict[str, Any]]:
             rows = await db.execute(
                 select(OutboxMessage)
@@ -66,7 +68,7 @@ async def outbox(request: web.Request, user: Principal) -> web.StreamResponse:
                 .order_by(col(OutboxMessage.id).desc())
                 .limit(SHOWN)
             )
-            return [_row(m) for m in rows.scalars()]
+            return [_row(m, t) for m in rows.scalars()]
 
         pending = await listed("pending", "sending")
         failed = await listed("failed")

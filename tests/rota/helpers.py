@@ -11,15 +11,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
+from telegram import Bot
 
 from bot.binding.invites import create_invite
+from bot.channels.telegram import TelegramSender
 from bot.dialogs import DialogRuntime
+from bot.outbox.queue import reply_of
+from bot.outbox.worker import OutboxWorker, WorkerConfig
 from core.messages import Attachment, Inbound, Reply
 from storage.db import transaction
 from storage.models_outbox import OutboxMessage
+from tests.fakes.telegram_api import FakeBotApi
 from tests.helpers import TEST_SECRET
 
 PUFA = [sys.executable, "-m", "bot"]
@@ -250,15 +255,82 @@ async def outbox_rows(
     return rows
 
 
-async def deliver(sessions: async_sessionmaker[AsyncSession], now: datetime) -> int:
-    """Stand in for the outbox worker: every pending message counts as sent."""
-    async with transaction(sessions) as session:
-        result = await session.execute(
-            update(OutboxMessage)
-            .where(col(OutboxMessage.status) == "pending")
-            .values(status="sent", sent_at=now)
+class _Unpaced(TelegramSender):
+    """pufa's Telegram sender without the one-a-second wait per chat: a month of reminders
+    is sent in a moment (pacing is tested in tests/outbox)."""
+
+    CHAT_INTERVAL = 0.0
+    GROUP_INTERVAL = 0.0
+
+
+class Delivery:
+    """The outbox worker with the Telegram sender, sending to the fake Bot API over HTTP."""
+
+    def __init__(self, fake: FakeBotApi, bot: Bot) -> None:
+        self.fake = fake
+        self.sender = _Unpaced(bot)
+
+    async def __call__(self, sessions: async_sessionmaker[AsyncSession], now: datetime) -> int:
+        """Send everything due at ``now`` and check each chat got exactly what was queued:
+        the same text, and buttons with the same labels. Returns how many were sent."""
+        async with sessions() as session:
+            due = (
+                (
+                    await session.execute(
+                        select(OutboxMessage)
+                        .where(
+                            col(OutboxMessage.status) == "pending",
+                            col(OutboxMessage.next_attempt_at) <= now,
+                        )
+                        .order_by(col(OutboxMessage.id))
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        before = len(self.fake.sent_messages())
+        worker = OutboxWorker(
+            sessions,
+            {"telegram": self.sender},
+            config=WorkerConfig(rate=500.0, poll_interval=0.05, backoff_base=0.05),
+            clock=lambda: now,
         )
-    return int(getattr(result, "rowcount", 0) or 0)
+        await worker.drain(timeout=60)
+        got = sorted(
+            (
+                str(m["chat"]["id"]),
+                m["text"],
+                tuple(
+                    b["text"]
+                    for row in m.get("reply_markup", {}).get("inline_keyboard", [])
+                    for b in row
+                ),
+            )
+            for m in self.fake.sent_messages()[before:]
+        )
+        expected = sorted(
+            (
+                row.recipient,
+                reply_of(row.body).text,
+                tuple(b.label for b in reply_of(row.body).flat_buttons)
+                + tuple(link.label for link in reply_of(row.body).links),
+            )
+            for row in due
+        )
+        assert got == expected
+        async with sessions() as session:
+            states = {
+                s
+                for s in (
+                    await session.execute(
+                        select(col(OutboxMessage.status)).where(
+                            col(OutboxMessage.id).in_([r.id for r in due])
+                        )
+                    )
+                ).scalars()
+            }
+        assert states <= {"sent"}, states
+        return len(due)
 
 
 def texts_of(replies: list[Reply]) -> str:

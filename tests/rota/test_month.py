@@ -7,9 +7,10 @@ at period 1. Accounts are bound with real invite codes; units answer in chat (th
 runtime, on a clock the test moves); the coordinator cancels, moves and marks with ``pufa``
 commands (run in-process) and in chat. After every stretch of hourly ticks the test checks
 every outbox row queued for every chat — who, what, about which meeting — and reads the
-rendered texts and buttons. Between stretches a stand-in for the outbox worker marks what was
-queued as sent, except before the move, to show that a moved meeting's pending reminder is
-withdrawn.
+rendered texts and buttons. Between stretches the real outbox worker sends what was queued
+to the fake Telegram Bot API over HTTP (python-telegram-bot, pufa's Telegram sender), and
+every chat is checked to receive exactly the queued texts and buttons — except before the
+move, to show that a moved meeting's pending reminder is withdrawn and never sent.
 
 The cast:
 
@@ -50,11 +51,11 @@ from storage.models_rota import RotaMeeting, RotaTurn
 from tests.rota.helpers import (
     CST,
     Chats,
+    Delivery,
     Row,
     at,
     button,
     cli_run,
-    deliver,
     iso,
     ok,
     outbox_rows,
@@ -91,8 +92,10 @@ class Month:
         sessions: async_sessionmaker[AsyncSession],
         chats: Chats,
         settings: Settings,
+        delivery: Delivery,
     ) -> None:
         self.tmp, self.db_url, self.sessions, self.chats = tmp, db_url, sessions, chats
+        self.delivery = delivery
         self.settings = settings
         self.names: dict[int, str] = {}
         self.ids: dict[str, int] = {}
@@ -144,7 +147,9 @@ class Month:
         return rows
 
     async def deliver(self, moment: str) -> None:
-        await deliver(self.sessions, at(moment))
+        """The outbox worker sends what is due to the fake Bot API (checked message by
+        message against what was queued)."""
+        await self.delivery(self.sessions, at(moment))
 
     def at(self, moment: str) -> None:
         self.chats.clock.now = at(moment)
@@ -168,9 +173,10 @@ async def test_a_month_of_both_rotas(
     seeded: async_sessionmaker[AsyncSession],
     make_chats: Callable[..., Chats],
     settings: Settings,
+    delivery: Delivery,
 ) -> None:
     chats = make_chats(at("2027-02-15 10:00"))
-    m = Month(tmp_path, db_url, seeded, chats, settings)
+    m = Month(tmp_path, db_url, seeded, chats, settings, delivery)
 
     # ---- accounts: real invite codes, /bind in chat (a group binds 司法局's group too)
     chats.languages["5004"] = "en"

@@ -7,7 +7,13 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from storage.db import create_engine
-from storage.migrate import alembic_config, current_heads, upgrade_engine
+from storage.migrate import (
+    alembic_config,
+    at_head,
+    current_heads,
+    script_heads,
+    upgrade_engine,
+)
 from storage.schema import metadata
 
 
@@ -52,3 +58,22 @@ async def test_downgrade_to_base_and_back(empty_url: str) -> None:
 
 def test_single_head() -> None:
     assert len(current_heads()) == 1
+
+
+def test_heads_read_from_the_files_are_alembics() -> None:
+    """Commands skip loading Alembic when the database is current; the heads they compare
+    with are read from the migration files and must be exactly what Alembic finds."""
+    assert script_heads() == frozenset(current_heads())
+
+
+async def test_a_current_database_is_recognised_without_migrating(empty_url: str) -> None:
+    engine = create_engine(empty_url)
+    try:
+        assert not await at_head(engine)  # a brand-new database
+        await upgrade_engine(engine)
+        assert await at_head(engine)
+        async with engine.begin() as conn:  # one revision behind: no longer at the head
+            await conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
+        assert not await at_head(engine)
+    finally:
+        await engine.dispose()

@@ -4,89 +4,27 @@ against the fake Bot API server."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import create_app
-from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH
+from bot.channels.telegram import WEBHOOK_PATH
 from core.settings import Settings
-from storage.db import create_engine, session_factory, transaction
+from storage.db import transaction
 from storage.models import ChatIdentity
 from storage.models_dialogs import Conversation
 from storage.models_surveys import SurveyAnswer, SurveyResponse
 from surveys.dialog import respondent_for
 from tests.fakes.telegram_api import FakeBotApi
-from tests.helpers import TEST_SECRET, seed_db
+from tests.helpers import TEST_SECRET
+from tests.telegram_webhook import WEBHOOK_SECRET, Webhook, serve_webhook, webhook_settings
 
-SECRET = "hook-secret_123"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Bot:
-    """pufa serving a webhook, the fake Bot API, and helpers to talk to it."""
-
-    fake: FakeBotApi
-    client: TestClient[Any, Any]
-    sessions: async_sessionmaker[AsyncSession]
-
-    async def post(self, update: dict[str, Any] | bytes, secret: str | None = SECRET) -> int:
-        """POST an update as Telegram does and, like Telegram, run a method in the answer."""
-        headers = {"Content-Type": "application/json"}
-        if secret is not None:
-            headers[SECRET_HEADER] = secret
-        kwargs: dict[str, Any] = {"data": update} if isinstance(update, bytes) else {"json": update}
-        async with self.client.post(WEBHOOK_PATH, headers=headers, **kwargs) as response:
-            status = response.status
-            if response.content_type == "application/json":
-                body = await response.json()
-                method = body.pop("method")
-                async with aiohttp.ClientSession() as http:
-                    url = f"{self.fake.api_base}{self.fake.token}/{method}"
-                    async with http.post(url, json=body) as answer:
-                        assert answer.status == 200, await answer.text()
-        return status
-
-    async def text(self, user: int, text: str, lang: str | None = "zh-hans", **kw: Any) -> int:
-        """A user sends ``text``."""
-        return await self.post(
-            self.fake.make_message_update(
-                None, user, kw.pop("chat_id", None), text, language_code=lang, **kw
-            )
-        )
-
-    async def press(
-        self, user: int, message: dict[str, Any], index: int, lang: str = "zh-hans"
-    ) -> int:
-        """A user presses button ``index`` (reading order) of a bot message."""
-        buttons = [b for row in message["reply_markup"]["inline_keyboard"] for b in row]
-        return await self.post(
-            self.fake.make_callback_update(
-                None,
-                user,
-                message["chat"]["id"],
-                message["message_id"],
-                buttons[index]["callback_data"],
-                language_code=lang,
-            )
-        )
-
-    def last_with_keyboard(self, chat: int) -> dict[str, Any]:
-        """The latest message sent to ``chat`` with an inline keyboard."""
-        return [m for m in self.fake.sent_messages(chat) if m.get("reply_markup")][-1]
+SECRET = WEBHOOK_SECRET
+Bot = Webhook
 
 
 @pytest.fixture
@@ -97,35 +35,13 @@ async def fake() -> AsyncIterator[FakeBotApi]:
 
 @pytest.fixture
 def tg_settings(make_settings: Callable[..., Settings], fake: FakeBotApi) -> Settings:
-    port = _free_port()
-    return make_settings(
-        telegram_token=fake.token,
-        telegram_mode="webhook",
-        telegram_webhook_secret=SECRET,
-        telegram_api_base=fake.api_base,
-        public_url=f"http://127.0.0.1:{port}",
-        port=port,
-        send_rate=1000,
-    )
-
-
-async def _serve(settings: Settings) -> TestClient[Any, Any]:
-    client = TestClient(TestServer(create_app(settings), host="127.0.0.1", port=settings.port))
-    await client.start_server()
-    return client
+    return webhook_settings(make_settings, fake)
 
 
 @pytest.fixture
 async def bot(tg_settings: Settings, fake: FakeBotApi) -> AsyncIterator[Bot]:
-    client = await _serve(tg_settings)
-    engine = create_engine(tg_settings.database_url)
-    sessions = session_factory(engine)
-    await seed_db(sessions, demo=True, settings=tg_settings)
-    try:
-        yield Bot(fake, client, sessions)
-    finally:
-        await client.close()
-        await engine.dispose()
+    async with serve_webhook(tg_settings, fake) as served:
+        yield served
 
 
 async def test_startup_sets_webhook_and_commands_in_both_languages(bot: Bot) -> None:
@@ -292,22 +208,16 @@ async def test_restart_in_the_middle_of_a_survey_resumes_at_the_next_question(
     tg_settings: Settings, fake: FakeBotApi
 ) -> None:
     user = 97
-    first = await _serve(tg_settings)
-    bot1 = Bot(fake, first, None)  # type: ignore[arg-type]
-    await bot1.text(user, "/survey fazhi-2026")
-    for _ in range(3):
-        await bot1.press(user, bot1.last_with_keyboard(user), 0)
-    pending = bot1.last_with_keyboard(user)
-    assert pending["text"].startswith("(4/")
-    await first.close()  # the process goes away
-
-    second = await _serve(tg_settings)  # a new process on the same database
-    try:
-        bot2 = Bot(fake, second, None)  # type: ignore[arg-type]
+    async with serve_webhook(tg_settings, fake) as bot1:
+        await bot1.text(user, "/survey fazhi-2026")
+        for _ in range(3):
+            await bot1.press(user, bot1.last_with_keyboard(user), 0)
+        pending = bot1.last_with_keyboard(user)
+        assert pending["text"].startswith("(4/")
+    # the process went away; a new one on the same database takes the next answer
+    async with serve_webhook(tg_settings, fake) as bot2:
         assert await bot2.press(user, pending, 0) == 200
         assert bot2.last_with_keyboard(user)["text"].startswith("(5/")
-    finally:
-        await second.close()
 
 
 async def test_polling_mode_answers_updates(

@@ -6,17 +6,15 @@ import asyncio
 import csv
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from sqlalchemy import inspect
 
 from storage.db import create_engine
 from storage.schema import metadata
+from tests.helpers import start_serve
 
 PUFA = [sys.executable, "-m", "bot"]
 
@@ -25,12 +23,6 @@ def _env(db_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PUFA_")}
     env.update({"PUFA_DATABASE_URL": db_url, "PUFA_LOG_FORMAT": "text"}, **extra)
     return env
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _pufa(cwd: Path, db_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -69,29 +61,7 @@ def test_seed_twice_changes_nothing(db_url: str, tmp_path: Path) -> None:
 
 
 def _start_serve(db_url: str, cwd: Path) -> tuple[subprocess.Popen[str], int]:
-    """A real ``pufa serve`` on a free port, returned once ``/healthz`` answers 200."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [*PUFA, "serve", "--port", str(port)],
-        cwd=cwd,
-        env=_env(db_url),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                if r.status == 200:
-                    return proc, port
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            _, err = proc.communicate(timeout=30)
-            raise AssertionError(f"pufa serve did not start: {err[-2000:]}")
-        time.sleep(0.2)
+    return start_serve(cwd, _env(db_url))
 
 
 def test_serve_prints_urls_answers_health_and_stops_cleanly(db_url: str, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,16 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import POSTGRES_URL
 from tests.fakes.telegram_api import FakeBotApi
-from tests.helpers import TEST_SECRET
+from tests.helpers import TEST_SECRET, free_port
 from tests.outbox.conftest import delivered, queue_texts, rows
 
 HOOK_SECRET = "outbox-hook-secret"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _env(
@@ -66,7 +59,7 @@ async def serving(
 ) -> AsyncIterator[tuple[subprocess.Popen[str], str]]:
     """A real ``pufa serve``, yielded with its base URL once ``/healthz`` answers 200; stopped
     with SIGTERM afterwards (unless the test killed it)."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "serve"],
         cwd=cwd,
@@ -192,7 +185,7 @@ async def test_two_serve_processes_on_one_postgresql_send_each_message_exactly_o
 async def test_serve_with_no_route_to_telegram_stays_up_and_catches_up_later(
     db_url: str, tmp_path: Path, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    closed = _free_port()  # nothing listens here (yet)
+    closed = free_port()  # nothing listens here (yet)
     api_base = f"http://127.0.0.1:{closed}/bot"
     fake = FakeBotApi(port=closed)
     await queue_texts(sessions, [("3100", "等通道恢复")])

@@ -4,7 +4,6 @@ and python-telegram-bot's public API only."""
 from __future__ import annotations
 
 import ast
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from bot.outbox.sender import OutboundItem, PermanentSendError, TransientSendErr
 from core.messages import Button, Reply
 from core.settings import Settings
 from tests.fakes.telegram_api import FakeBotApi
+from tests.helpers import free_port
 from tests.outbox.conftest import ptb_bot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,16 +95,10 @@ async def test_a_refused_token_holds_messages_back_without_failing_them(
     assert refused.value.retry_after == TelegramSender.INVALID_TOKEN_WAIT
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_updates_are_counted_in_metrics_by_outcome(
     make_settings: Callable[..., Settings], fake: FakeBotApi
 ) -> None:
-    port = _free_port()
+    port = free_port()
     settings = make_settings(
         telegram_token=fake.token,
         telegram_mode="webhook",

@@ -4,83 +4,26 @@ and sends its topic with a file; the coordinator sees the status and marks a lec
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
-from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.app import create_app
 from bot.binding.invites import create_invite
-from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from bot.rota.config import load_offsets
 from bot.rota.service import Env, add_meetings, tick
 from core.clock import utcnow
 from core.settings import Settings
-from storage.db import create_engine, session_factory, transaction
+from storage.db import transaction
 from storage.models_outbox import OutboxMessage
 from storage.models_rota import RotaMeeting, RotaTurn
 from tests.fakes.telegram_api import FakeBotApi
-from tests.helpers import TEST_SECRET, seed_db
+from tests.helpers import TEST_SECRET
+from tests.telegram_webhook import Webhook, serve_webhook, webhook_settings
 
-SECRET = "hook-secret_rota"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Bot:
-    """pufa behind its webhook, the fake Bot API, and people talking to it."""
-
-    def __init__(
-        self, fake: FakeBotApi, client: TestClient[Any, Any], sessions: Any, settings: Settings
-    ) -> None:
-        self.fake, self.client, self.sessions, self.settings = fake, client, sessions, settings
-
-    async def post(self, update: dict[str, Any]) -> None:
-        headers = {SECRET_HEADER: SECRET}
-        async with self.client.post(WEBHOOK_PATH, json=update, headers=headers) as response:
-            assert response.status == 200
-            if response.content_type == "application/json":  # a method in the answer
-                body = await response.json()
-                method = body.pop("method")
-                await self.api(method, body)
-
-    async def api(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.post(f"{self.fake.api_base}{self.fake.token}/{method}", json=body) as answer,
-        ):
-            data: dict[str, Any] = await answer.json()
-            assert data["ok"], data
-            return data
-
-    async def text(self, user: int, text: str) -> None:
-        await self.post(self.fake.make_message_update(None, user, None, text))
-
-    async def press(self, user: int, message: dict[str, Any], label: str) -> None:
-        buttons = [b for row in message["reply_markup"]["inline_keyboard"] for b in row]
-        found = [b for b in buttons if label in b["text"]]
-        assert found, [b["text"] for b in buttons]
-        await self.post(
-            self.fake.make_callback_update(
-                None, user, message["chat"]["id"], message["message_id"], found[0]["callback_data"]
-            )
-        )
-
-    def last(self, chat: int) -> dict[str, Any]:
-        return self.fake.sent_messages(chat)[-1]
-
-    def last_with_keyboard(self, chat: int) -> dict[str, Any]:
-        return [m for m in self.fake.sent_messages(chat) if m.get("reply_markup")][-1]
+Bot = Webhook
 
 
 @pytest.fixture
@@ -91,26 +34,8 @@ async def fake() -> AsyncIterator[FakeBotApi]:
 
 @pytest.fixture
 async def bot(make_settings: Callable[..., Settings], fake: FakeBotApi) -> AsyncIterator[Bot]:
-    port = _free_port()
-    settings = make_settings(
-        telegram_token=fake.token,
-        telegram_mode="webhook",
-        telegram_webhook_secret=SECRET,
-        telegram_api_base=fake.api_base,
-        public_url=f"http://127.0.0.1:{port}",
-        port=port,
-        send_rate=1000,
-    )
-    client = TestClient(TestServer(create_app(settings), host="127.0.0.1", port=port))
-    await client.start_server()
-    engine = create_engine(settings.database_url)
-    sessions = session_factory(engine)
-    await seed_db(sessions, settings=settings)
-    try:
-        yield Bot(fake, client, sessions, settings)
-    finally:
-        await client.close()
-        await engine.dispose()
+    async with serve_webhook(webhook_settings(make_settings, fake), fake, demo=False) as served:
+        yield served
 
 
 async def _code(sessions: async_sessionmaker[AsyncSession], role: str, unit: str | None) -> str:

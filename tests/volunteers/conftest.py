@@ -4,36 +4,31 @@ the real ``pufa`` command, and pufa's Telegram webhook against the fake Bot API.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from bot.app import build_runtime, create_app
-from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH
+from bot.app import build_runtime
 from bot.dialogs import DialogRuntime
 from core.feature import Catalogs
 from core.messages import Inbound, Reply, render_numbered
 from core.settings import Settings
 from storage.api_tokens import create_api_token
-from storage.db import create_engine, session_factory, transaction
+from storage.db import transaction
 from storage.models import ChatIdentity, Township
 from tests.fakes.telegram_api import FakeBotApi
 from tests.helpers import TEST_SECRET, seed_db
+from tests.telegram_webhook import Webhook, serve_webhook, webhook_settings
 
 PUFA = [sys.executable, "-m", "bot"]
-WEBHOOK_SECRET = "hook-secret_vol"
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 
 
@@ -182,64 +177,8 @@ def pufa(db_url: str, tmp_path: Path) -> Callable[..., subprocess.CompletedProce
 # ---------------------------------------------------------------------------------- telegram
 
 
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class TelegramBot:
-    """pufa serving its webhook, the fake Bot API, and helpers to talk as a Telegram user."""
-
-    fake: FakeBotApi
-    client: TestClient[Any, Any]
-    sessions: async_sessionmaker[AsyncSession]
-
-    async def post(self, update: dict[str, Any]) -> int:
-        """POST an update as Telegram does and, like Telegram, run a method in the answer."""
-        headers = {"Content-Type": "application/json", SECRET_HEADER: WEBHOOK_SECRET}
-        async with self.client.post(WEBHOOK_PATH, headers=headers, json=update) as response:
-            status = response.status
-            if response.content_type == "application/json":
-                body = await response.json()
-                method = body.pop("method")
-                async with aiohttp.ClientSession() as http:
-                    url = f"{self.fake.api_base}{self.fake.token}/{method}"
-                    async with http.post(url, json=body) as answer:
-                        assert answer.status == 200, await answer.text()
-        return status
-
-    async def text(self, user: int, text: str, lang: str = "zh-hans") -> int:
-        """``user`` sends ``text`` in a private chat."""
-        return await self.post(
-            self.fake.make_message_update(None, user, None, text, language_code=lang)
-        )
-
-    async def press(self, user: int, message: dict[str, Any], label_part: str) -> int:
-        """``user`` presses the button of ``message`` whose label contains ``label_part``."""
-        buttons = [b for row in message["reply_markup"]["inline_keyboard"] for b in row]
-        chosen = [b for b in buttons if label_part in b["text"]]
-        assert chosen, f"no button {label_part!r} in {[b['text'] for b in buttons]}"
-        return await self.post(
-            self.fake.make_callback_update(
-                None,
-                user,
-                message["chat"]["id"],
-                message["message_id"],
-                chosen[0]["callback_data"],
-                language_code="zh-hans",
-            )
-        )
-
-    def last_with_keyboard(self, chat: int) -> dict[str, Any]:
-        """The latest message to ``chat`` with an inline keyboard."""
-        return [m for m in self.fake.sent_messages(chat) if m.get("reply_markup")][-1]
-
-    def texts_since(self, chat: int, mark: int) -> list[str]:
-        """Texts sent to ``chat`` after the first ``mark`` messages."""
-        return [m["text"] for m in self.fake.sent_messages(chat)[mark:]]
+TelegramBot = Webhook
+"""pufa serving its webhook against the fake Bot API (tests/telegram_webhook.py)."""
 
 
 @pytest.fixture
@@ -254,23 +193,5 @@ async def telegram(
     make_settings: Callable[..., Settings], fake: FakeBotApi
 ) -> AsyncIterator[TelegramBot]:
     """pufa with Telegram in webhook mode against the fake Bot API, on the demo database."""
-    port = free_port()
-    settings = make_settings(
-        telegram_token=fake.token,
-        telegram_mode="webhook",
-        telegram_webhook_secret=WEBHOOK_SECRET,
-        telegram_api_base=fake.api_base,
-        public_url=f"http://127.0.0.1:{port}",
-        port=port,
-        send_rate=1000,
-    )
-    client = TestClient(TestServer(create_app(settings), host="127.0.0.1", port=port))
-    await client.start_server()
-    engine = create_engine(settings.database_url)
-    sessions = session_factory(engine)
-    await seed_db(sessions, demo=True, settings=settings)
-    try:
-        yield TelegramBot(fake, client, sessions)
-    finally:
-        await client.close()
-        await engine.dispose()
+    async with serve_webhook(webhook_settings(make_settings, fake), fake) as served:
+        yield served

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,41 +12,13 @@ import urllib.request
 from pathlib import Path
 
 from tests.fakes.wecom_api import WeComCallbacks, random_aes_key
+from tests.helpers import pufa_env, start_serve
 
 PUFA = [sys.executable, "-m", "bot"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _serve(cwd: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
-    port = _free_port()
-    full = {k: v for k, v in os.environ.items() if not k.startswith("PUFA_")}
-    full.update({"PUFA_LOG_FORMAT": "text", **env})
-    proc = subprocess.Popen(
-        [*PUFA, "serve", "--port", str(port)],
-        cwd=cwd,
-        env=full,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                if r.status == 200:
-                    return proc, port
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            _, err = proc.communicate(timeout=30)
-            raise AssertionError(f"pufa serve did not start: {err[-2000:]}")
-        time.sleep(0.2)
+    return start_serve(cwd, pufa_env(**env))
 
 
 def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:

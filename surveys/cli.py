@@ -272,6 +272,20 @@ def invite_residents(
 # pufa results
 
 
+def _report_setup(
+    ctx: click.Context, survey: str, fmt: str, output: Path | None, lang: str | None
+) -> tuple[Survey, str]:
+    """The survey and locale of a report, after checking the output can be written (before
+    any work, so a bad ``-o`` is one line and nothing else happens)."""
+    definition = _survey(ctx, survey)
+    locale = _locale(lang, get_settings(ctx).default_locale)
+    if fmt == "xlsx" and output is None:
+        raise click.UsageError("--format xlsx needs -o FILE")
+    if output is not None:
+        check_writable_file(output)
+    return definition, locale
+
+
 @click.command()
 @click.argument("survey")
 @click.option("--by", type=click.Choice(["township", "channel"]), default=None)
@@ -295,13 +309,7 @@ def results(
 ) -> None:
     """Satisfaction report of SURVEY: each indicator against its target. Sample (demo)
     responses count only with --include-sample, and the report then says so."""
-    definition = _survey(ctx, survey)
-    settings = get_settings(ctx)
-    locale = _locale(lang, settings.default_locale)
-    if fmt == "xlsx" and output is None:
-        raise click.UsageError("--format xlsx needs -o FILE")
-    if output is not None:
-        check_writable_file(output)
+    definition, locale = _report_setup(ctx, survey, fmt, output, lang)
 
     async def body(sessions: Any) -> Any:
         async with sessions() as session:
@@ -320,7 +328,7 @@ def results(
                     definition,
                     township=township,
                     include_sample=include_sample,
-                    tz=settings.tz,
+                    tz=get_settings(ctx).tz,
                 )
             return report
 
@@ -396,13 +404,7 @@ def surveys_comments(
 ) -> None:
     """The free-text answers (comments) of SURVEY as CSV or XLSX; text that a spreadsheet
     would read as a formula is kept as text."""
-    definition = _survey(ctx, survey)
-    settings = get_settings(ctx)
-    locale = _locale(lang, settings.default_locale)
-    if fmt == "xlsx" and output is None:
-        raise click.UsageError("--format xlsx needs -o FILE")
-    if output is not None:
-        check_writable_file(output)
+    definition, locale = _report_setup(ctx, survey, fmt, output, lang)
 
     async def body(sessions: Any) -> Any:
         async with sessions() as session:
@@ -415,7 +417,7 @@ def surveys_comments(
                 definition,
                 township=township,
                 include_sample=include_sample,
-                tz=settings.tz,
+                tz=get_settings(ctx).tz,
             )
             return report
 

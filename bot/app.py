@@ -26,7 +26,6 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.binding.feature import FEATURE as BINDING
-from bot.channels.telegram import WEBHOOK_PATH, telegram_ctx, webhook_view
 from bot.channels.wecom import config_problems, status_line
 from bot.channels.wecom import install as install_wecom
 from bot.dialogs import DIALOGS, DialogRuntime
@@ -327,6 +326,10 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> web.Application:
             feature.routes(app, app[CATALOGS].of(feature))
     app.cleanup_ctx.append(_dialogs_ctx(clock))
     if settings.telegram_enabled:
+        # python-telegram-bot is loaded only when Telegram is on: it takes half a second to
+        # import, which every ``pufa`` command would pay for otherwise.
+        from bot.channels.telegram import WEBHOOK_PATH, telegram_ctx, webhook_view
+
         app.cleanup_ctx.append(telegram_ctx)
         if settings.telegram_mode == "webhook":
             app.router.add_post(WEBHOOK_PATH, webhook_view)

@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-import openpyxl
-
 from bot.volunteers.rules import Problem
 from core.i18n import N_
 
@@ -96,6 +94,10 @@ def _csv_rows(text: str) -> Iterator[list[str]]:
 
 
 def _xlsx_rows(data: bytes) -> Iterator[list[str]]:
+    # openpyxl is loaded here, not with the module: it takes half a second to import, and
+    # every ``pufa`` command (the registry's included) would pay for it at start-up.
+    import openpyxl
+
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds on a damaged file

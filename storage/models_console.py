@@ -1,4 +1,4 @@
-"""Tables of the web console: accounts and failed logins.
+"""Tables of the web console: accounts, failed logins and import files awaiting confirmation.
 
 - :class:`ConsoleAccount` is a person who logs in to ``/admin/``: a unique name, an argon2
   hash of the password (never the password), a role (``admin``, ``coordinator``, ``staff``,
@@ -6,13 +6,17 @@
 - :class:`LoginFailure` is one failed login, kept per account name and per client address so
   that throttling counts failures across every ``pufa serve`` process sharing the database.
   Rows older than the throttling window are deleted as new ones arrive.
+- :class:`ConsoleUpload` is an import file (villages or liaisons) checked and previewed but not
+  yet written: the parsed sheet, sealed (it holds names and mobile numbers), kept for the
+  account that uploaded it until it confirms or discards the import, or for a couple of hours.
+  Kept in the database, not on one server's disk, so any ``pufa serve`` process can finish it.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index
+from sqlalchemy import Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 from storage.models import CODE_MAX, ts_field
@@ -47,3 +51,21 @@ class LoginFailure(SQLModel, table=True):
     kind: str = Field(max_length=8)
     key: str = Field(max_length=128)
     at: datetime = ts_field()
+
+
+class ConsoleUpload(SQLModel, table=True):
+    """An import file checked in the console and waiting for its confirmation."""
+
+    __tablename__ = "console_upload"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token: str = Field(max_length=64, unique=True, index=True, description="random, in the URL")
+    account_id: int = Field(foreign_key="console_account.id", index=True)
+    kind: str = Field(max_length=16, description="villages or volunteers")
+    township: str | None = Field(
+        default=None, max_length=CODE_MAX, description="the staff account's township"
+    )
+    filename: str = Field(default="", max_length=200)
+    rows: int = Field(default=0)
+    sealed: str = Field(sa_column=Column(Text, nullable=False), description="the sheet, sealed")
+    created_at: datetime = ts_field()

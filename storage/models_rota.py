@@ -7,7 +7,8 @@
 - :class:`RotaTurn` is what a unit said about one of its turns: the ``turn``-th lecture of a
   committee's rota (``turn % 20`` is the period). The confirmation names the meeting and
   revision it was given for; the topic follows the turn if the turn moves to another meeting.
-- :class:`RotaSwap` is a request by one unit to exchange turns with another, and its outcome.
+- :class:`RotaSwap` is a request by one unit to exchange turns with another (with the reason
+  given, if any), and its outcome.
 - :class:`RotaFeedKey` numbers a unit's calendar-feed links: the secret key is derived from
   the secret key and this generation, so issuing a new link revokes the old one and no key is
   stored.
@@ -88,6 +89,9 @@ class RotaSwap(SQLModel, table=True):
     status: str = Field(default="requested", max_length=12)
     requested_by: str = Field(max_length=160)
     requested_at: datetime = ts_field()
+    reason: str | None = Field(
+        default=None, max_length=500, description="why the unit asks, as it was typed"
+    )
     decided_by: str | None = Field(default=None, max_length=160)
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 

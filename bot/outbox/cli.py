@@ -25,32 +25,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from bot.outbox.queue import (
-    Outgoing,
-    Recipient,
-    enqueue,
-    listed_text,
-    recipients,
-    retry_messages,
-)
+from bot.outbox.notices import AUDIENCES, COMMITTEES, MAX_TEXT, notice_messages, send_notice
+from bot.outbox.queue import listed_text, retry_messages
 from core.cli import get_settings
 from core.clock import utcnow
 from core.errors import PufaError
-from core.i18n import N_, translator
-from core.messages import Reply
+from core.i18n import translator
 from storage.db import transaction
-from storage.models import RotaEntry, Township
 from storage.models_outbox import OUTBOX_STATUSES, OutboxMessage
 from storage.runner import with_sessions
 
 __all__ = ["commands", "format_table", "local_time", "notice_messages"]
-
-MAX_TEXT = 4000
-"""Longest notice text (Telegram takes 4096 characters, leaving room for the heading)."""
-
-NOTICE = N_("[Notice] {text}")
-
-_ROLES = {"units": "unit", "staff": "staff", "coordinator": "coordinator"}
 
 
 def local_time(value: datetime | None, tz: ZoneInfo) -> str:
@@ -75,59 +60,12 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def notice_messages(targets: Sequence[Recipient], text: str, key: str) -> list[Outgoing]:
-    """One notice per chat, headed in the chat's language; ``key`` makes it idempotent."""
-    return [
-        Outgoing(
-            dedupe_key=f"notice:{key}:{to.channel}:{to.address}",
-            recipient=to,
-            reply=Reply(translator(to.locale)._(NOTICE, text=text)),
-            kind="notice",
-        )
-        for to in targets
-    ]
-
-
-async def _targets(
-    session: AsyncSession,
-    role: str,
-    committee: str | None,
-    township: str | None,
-    default_locale: str,
-) -> list[Recipient]:
-    if role == "unit" and committee is not None:
-        unit_ids = (
-            await session.execute(
-                select(col(RotaEntry.unit_id))
-                .where(col(RotaEntry.committee) == committee)
-                .order_by(col(RotaEntry.position))
-            )
-        ).scalars()
-        found: dict[tuple[str, str], Recipient] = {}
-        for unit_id in unit_ids:
-            for to in await recipients(
-                session, "unit", unit_id=unit_id, default_locale=default_locale
-            ):
-                found.setdefault((to.channel, to.address), to)
-        return list(found.values())
-    if role == "staff" and township is not None:
-        found_township = (
-            await session.execute(select(Township).where(col(Township.code) == township))
-        ).scalar_one_or_none()
-        if found_township is None:
-            raise PufaError(f"unknown township {township!r}")
-        return await recipients(
-            session, "staff", township_id=found_township.id, default_locale=default_locale
-        )
-    return await recipients(session, role, default_locale=default_locale)
-
-
 @click.command("notify")
-@click.argument("role", type=click.Choice(list(_ROLES)))
+@click.argument("role", type=click.Choice(list(AUDIENCES)))
 @click.argument("text", nargs=-1, required=True)
 @click.option(
     "--committee",
-    type=click.Choice(["standing", "executive"]),
+    type=click.Choice(list(COMMITTEES)),
     default=None,
     help="Units: only those in this committee's lecture rota (standing 区委常委会, "
     "executive 政府常务会).",
@@ -162,11 +100,17 @@ def notify(
 
     async def run(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int]:
         async with transaction(sessions) as session:
-            targets = await _targets(
-                session, _ROLES[role], committee, township, settings.default_locale
+            result = await send_notice(
+                session,
+                role,
+                body,
+                key=notice_key,
+                now=utcnow(),
+                committee=committee,
+                township=township,
+                default_locale=settings.default_locale,
             )
-            queued = await enqueue(session, notice_messages(targets, body, notice_key), utcnow())
-            return len(targets), queued
+            return result.chats, result.queued
 
     found, queued = asyncio.run(with_sessions(settings.database_url, run))
     if not found:

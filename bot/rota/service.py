@@ -72,6 +72,8 @@ MARK_FROM = timedelta(minutes=10)
 """A lecture can be marked from ten minutes before the meeting (when it is given)."""
 TITLE_MAX = 200
 OUTLINE_MAX = 2000
+REASON_MAX = 500
+"""Longest reason given with a swap request."""
 
 
 class RotaProblem(PufaError):
@@ -666,9 +668,18 @@ async def swap_candidates(
     ][:limit]
 
 
-async def request_swap(env: Env, meeting_a: int, meeting_b: int, unit_id: int) -> RotaSwap:
-    """A unit asks to exchange its lecture with another unit's; both that unit and the
-    coordinator are asked (either may agree)."""
+async def request_swap(
+    env: Env, meeting_a: int, meeting_b: int, unit_id: int, reason: str = ""
+) -> RotaSwap:
+    """A unit asks to exchange its lecture with another unit's, optionally saying why; both
+    that unit and the coordinator are asked (either may agree)."""
+    reason = " ".join(reason.split())
+    if len(reason) > REASON_MAX:
+        raise RotaProblem(
+            N_("Please keep the reason under {max} characters (yours has {n})."),
+            max=REASON_MAX,
+            n=len(reason),
+        )
     snapshot = await load(env.session)
     a = await _own_slot(env, snapshot, meeting_a, unit_id)
     await _future_meeting(env, snapshot, meeting_b)
@@ -703,6 +714,7 @@ async def request_swap(env: Env, meeting_a: int, meeting_b: int, unit_id: int) -
         unit_b_id=b.unit_id,
         requested_by=env.actor,
         requested_at=env.now,
+        reason=reason or None,
     )
     env.session.add(swap)
     await env.session.flush()
@@ -718,6 +730,7 @@ async def request_swap(env: Env, meeting_a: int, meeting_b: int, unit_id: int) -
             "unit_a": snapshot.units[a.unit_id].code,
             "meeting_b": meeting_b,
             "unit_b": snapshot.units[b.unit_id].code,
+            "reason": reason,
         },
     )
     texts = env.texts(snapshot)
@@ -725,12 +738,12 @@ async def request_swap(env: Env, meeting_a: int, meeting_b: int, unit_id: int) -
     await env.push(
         f"rota:swap{swap_id}:request",
         await env.unit_chats(b.unit_id),
-        lambda to: texts.swap_request(swap_id, a, b, to, coordinator=False),
+        lambda to: texts.swap_request(swap_id, a, b, to, coordinator=False, reason=swap.reason),
     )
     await env.push(
         f"rota:swap{swap_id}:request",
         await env.coordinator_chats(),
-        lambda to: texts.swap_request(swap_id, a, b, to, coordinator=True),
+        lambda to: texts.swap_request(swap_id, a, b, to, coordinator=True, reason=swap.reason),
     )
     return swap
 

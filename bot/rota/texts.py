@@ -295,10 +295,18 @@ class Texts:
         return self._reply(to, t, body, *confirm)
 
     def swap_request(
-        self, swap_id: int, a: Slot, b: Slot, to: Recipient, coordinator: bool
+        self,
+        swap_id: int,
+        a: Slot,
+        b: Slot,
+        to: Recipient,
+        coordinator: bool,
+        reason: str | None = None,
     ) -> Reply:
-        """To the other unit (accept/decline) or the coordinator (approve/reject)."""
+        """To the other unit (accept/decline) or the coordinator (approve/reject), with the
+        asking unit's reason when it gave one."""
         t = translator(to.locale)
+        because = "\n" + t._("Reason given: {reason}", reason=reason) if reason else ""
         params = {
             "unit_a": self.unit(t, a.unit_id),
             "unit_b": self.unit(t, b.unit_id),
@@ -313,6 +321,7 @@ class Texts:
                 "when {unit_b} accepts or you approve.",
                 **params,
             )
+            body += because
             return self._reply(
                 to,
                 t,
@@ -325,6 +334,7 @@ class Texts:
             "would lecture on {when_b} and your unit ({unit_b}) on {when_a}.",
             **params,
         )
+        body += because
         return self._reply(
             to, t, body, (N_("Accept the swap"), f"a-{swap_id}"), (N_("Decline"), f"x-{swap_id}")
         )

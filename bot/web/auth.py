@@ -49,13 +49,18 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # pushes pufa starts itself
     "outbox.view": frozenset({"admin", "coordinator"}),
     "outbox.retry": frozenset({"admin", "coordinator"}),
-    # the lecture rota and notices (pages added with the rota)
+    # the lecture rota: the calendar, its changes, swaps, marks and the appraisal report
     "rota.view": frozenset({"admin", "coordinator"}),
     "rota.manage": frozenset({"admin", "coordinator"}),
+    "rota.report": frozenset({"admin", "coordinator"}),
+    # notices to units, staff or the coordinator through the outbox
     "notices.send": frozenset({"admin", "coordinator"}),
-    # the liaison registry (pages added with it; staff: their township only)
+    # the liaison registry: coverage, the list, importing liaisons (staff: their township)
     "liaisons.view": frozenset({"admin", "staff"}),
     "liaisons.manage": frozenset({"admin", "staff"}),
+    # importing villages changes every township's list: the district office only (as in
+    # `pufa import villages`)
+    "villages.import": frozenset({"admin"}),
     # the audit log
     "audit.view": frozenset({"admin"}),
 }

@@ -114,7 +114,10 @@ async def base_context(request: web.Request) -> dict[str, Any]:
     other = "en" if locale == "zh_CN" else "zh_CN"
     flashed = await pop_flash(request)
     return {
-        "flash": t._(flashed[0], **flashed[1]) if flashed else None,
+        "flash": (t._(flashed[0], **flashed[1]) if flashed[2] == "ok" else flashed[0])
+        if flashed
+        else None,
+        "flash_kind": flashed[2] if flashed else None,
         "when": lambda value: local_time(request, value),
         "_": t._,
         "gettext": t._,

@@ -16,7 +16,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from bot.web import login
 from bot.web.auth import SESSION_IDLE, guard
 from bot.web.layout import JINJA, PAGES_KEY, PREFIX, STATIC, TEMPLATES, Page
-from bot.web.pages import audit, dashboard, outbox, surveys
+from bot.web.pages import audit, dashboard, liaisons, notices, outbox, rota, surveys
 from bot.web.security import (
     SECURITY_HEADERS,
     csrf_middleware,
@@ -32,6 +32,9 @@ __all__ = ["PAGES", "build_console", "setup"]
 PAGES: tuple[Page, ...] = (
     dashboard.PAGE,
     surveys.PAGE,
+    rota.PAGE,
+    liaisons.PAGE,
+    notices.PAGE,
     outbox.PAGE,
     audit.PAGE,
 )

@@ -1,11 +1,14 @@
-"""The district office uses the console in headless chromium, on a desktop and on a phone.
+"""The district office uses the console in headless chromium, on a desktop and on a phone:
+one session through the whole journey.
 
-Real residents' answers are submitted through the public API first; the test logs in through
-the form, reads the dashboard's figures (checked against the survey results computed from the
-database), closes and reopens a survey with the buttons, and finds both changes in the audit
-log. Screenshots at 1280 px and 360 px wide are saved in ``test-artifacts/``. The page runs
-no script, text typed by residents stays text, and the Content-Security-Policy is never
-violated.
+Real residents' answers are submitted through the public API, meetings are scheduled and a
+unit asks for a swap through the rota's own functions first. The test logs in through the
+form, reads the dashboard's figures (checked against the survey results and the rota computed
+from the database), closes and reopens a survey, moves a meeting, approves the swap, imports
+villages from a file whose bad row is shown in the preview before anything is written, and
+finds every change in the audit log. Screenshots of every page at 1280 px and 360 px wide are
+saved in ``test-artifacts/``. The pages run no script, text typed by residents and units
+stays text, no page is wider than a phone, and the Content-Security-Policy is never violated.
 """
 
 from __future__ import annotations
@@ -14,13 +17,30 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Dialog, Page
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from bot.rota.config import load_offsets
+from bot.rota.service import Env, request_swap
+from core.clock import utcnow
+from storage.db import transaction
+from storage.models import Village
+from storage.models_rota import RotaMeeting, RotaSwap
 from storage.models_surveys import SurveyState
 from surveys.results import compute_results
 from surveys.schema import load_catalog
 from tests.browser import ARTIFACTS, launch
-from tests.console.conftest import PASSWORD, add_townships, answer, make_account
+from tests.console.conftest import (
+    PASSWORD,
+    add_townships,
+    answer,
+    audit_actions,
+    bind,
+    form_time,
+    local_day,
+    make_account,
+    on_duty,
+    schedule,
+)
 from tests.surveys.test_api import opened
 
 pytestmark = pytest.mark.browser
@@ -69,6 +89,13 @@ async def _login(page: Page, base: str, name: str) -> None:
     assert page.url.startswith(f"{base}/admin/dashboard"), page.url
 
 
+async def _unit(session: Any, code: str) -> int:
+    from storage.models import Unit
+
+    unit_id = (await session.execute(select(Unit.id).where(Unit.code == code))).scalar_one()
+    return int(unit_id)
+
+
 async def _overflowing(page: Page, width: int) -> list[str]:
     """The elements that stick out beyond ``width`` (to say why a page scrolls sideways)."""
     found: list[str] = await page.evaluate(
@@ -81,7 +108,31 @@ async def _overflowing(page: Page, width: int) -> list[str]:
     return found
 
 
-async def test_console_in_a_browser(client: Any, sessions: Any) -> None:
+VILLAGES = (
+    "镇街代码,镇街名称,村居代码,村居名称,类型,贫困村\n"
+    "ZHENBEI,镇北堡镇,zb-01,镇北堡村,村,否\n"
+    "ZHENBEI,镇北堡镇,zb-02,昊苑村,村,是\n"
+    "XINGJING,兴泾镇,xj-01,兴泾村,村,也许\n"  # row 4: not a yes/no value
+)
+
+
+async def _fits(page: Page, width: int) -> None:
+    scroll = await page.evaluate("document.documentElement.scrollWidth")
+    assert scroll <= width, f"{page.url} is {scroll} px wide: {await _overflowing(page, width)}"
+
+
+async def test_console_in_a_browser(client: Any, sessions: Any, settings: Any) -> None:
+    meetings = await schedule(
+        sessions, settings, "standing", local_day(4), local_day(11), local_day(18)
+    )
+    await schedule(sessions, settings, "executive", local_day(6, "09:00"))
+    await bind(sessions, "21", "unit", unit="sfj")
+    async with transaction(sessions) as session:
+        env = Env.of(session, settings, load_offsets(), utcnow(), "telegram:22")
+        # 党办 (on duty at the second meeting) asks to swap with 法院 (the third)
+        swap = await request_swap(
+            env, meetings[1], meetings[2], await _unit(session, "dangban"), HOSTILE
+        )
     await opened(client, sessions)
     await add_townships(sessions, ZHENBEI="镇北堡镇", XINGJING="兴泾镇")
     await make_account(sessions, "司法局管理员")
@@ -116,6 +167,11 @@ async def test_console_in_a_browser(client: Any, sessions: Any) -> None:
         comments = await page.inner_text(".comments")
         assert HOSTILE in comments
         assert await page.locator(".comments img, .comments script").count() == 0
+        # …and the unit on duty at the next 区委常委会 and the swap waiting, from the rota.
+        duty = await page.inner_text("#work-duty-standing")
+        assert "司法局" in duty and "未确认" in duty
+        assert "1个调换申请待答复" in await page.inner_text("#work-rota")
+        assert await page.inner_text("#liaisons-registered") == "0"
         await page.screenshot(path=ARTIFACTS / "console-dashboard-1280.png", full_page=True)
 
         # Close the survey with its button, then open it again.
@@ -151,7 +207,69 @@ async def test_console_in_a_browser(client: Any, sessions: Any) -> None:
         assert '"status": "open"' in text and '"status": "closed"' in text
         await page.goto(f"{base}/admin/audit")
         assert await page.locator("#audit tbody tr", has_text="survey.open").count() == 1
+
+        # Move the first meeting from its page.
+        await page.click('nav a[href="/admin/rota"]')
+        assert "司法局" in await page.inner_text("#duty-standing")
+        await page.screenshot(path=ARTIFACTS / "console-rota-1280.png", full_page=True)
+        await page.click(f"#meeting-{meetings[0]} .meeting-when a")
+        new_time = local_day(5, "15:00")
+        await page.fill("#when", form_time(new_time))
+        async with page.expect_navigation():
+            await page.click("#move button[type=submit]")
+        assert "已改到" in await page.inner_text(".flash")
+        assert "15:00" in await page.inner_text("#meeting-when")
+        async with sessions() as session:
+            moved = await session.get(RotaMeeting, meetings[0])
+            assert moved is not None and moved.starts_at == new_time
+        await page.screenshot(path=ARTIFACTS / "console-meeting-1280.png", full_page=True)
+
+        # Approve the swap 党办 asked for; its reason is text.
+        await page.click('nav a[href="/admin/rota"]')
+        card = page.locator(f"#swap-{swap.id}")
+        assert HOSTILE in await card.inner_text()
+        assert await card.locator("img, script").count() == 0
+        async with page.expect_navigation():
+            await card.locator('button[value="approve"]').click()
+        assert f"调换 #{swap.id} 已批准" in await page.inner_text(".flash")
+        assert await on_duty(sessions, meetings[1], meetings[2]) == ["fayuan", "dangban"]
+        assert "法院" in await page.inner_text(f"#meeting-{meetings[1]}")
+
+        # Import villages: the bad row is shown and nothing is written until confirmed.
+        await page.click('nav a[href="/admin/liaisons"]')
+        await page.click('.subnav a[href="/admin/liaisons/import"]')
+        await page.set_input_files(
+            "#villages-file",
+            files=[{"name": "村居.csv", "mimeType": "text/csv", "buffer": VILLAGES.encode()}],
+        )
+        async with page.expect_navigation():
+            await page.click("#import-villages button[type=submit]")
+        problems = await page.locator("#problems tbody tr").all_inner_texts()
+        assert len(problems) == 1 and problems[0].startswith("4") and "也许" in problems[0]
+        assert "尚未写入任何数据" in await page.inner_text("#preview")
+        async with sessions() as session:
+            count = (await session.execute(select(func.count()).select_from(Village))).scalar()
+        assert count == 0
+        await page.screenshot(path=ARTIFACTS / "console-import-preview-1280.png", full_page=True)
+        preview_url = page.url
+        async with page.expect_navigation():
+            await page.click('button[value="skip_bad"]')
+        assert "新增2条" in await page.inner_text(".flash")
+        assert "镇北堡村" in await page.inner_text("#villages")
+        async with sessions() as session:
+            count = (await session.execute(select(func.count()).select_from(Village))).scalar()
+        assert count == 2
+        await page.screenshot(path=ARTIFACTS / "console-liaisons-1280.png", full_page=True)
+
+        # Every change is in the audit log, by this account.
+        await page.goto(f"{base}/admin/audit?actor=司法局管理员")
+        logged = await page.locator("#audit tbody tr td:nth-child(3)").all_inner_texts()
+        for action in ("rota.meeting.move", "rota.swap.approve", "village.import", "survey.closed"):
+            assert action in logged, action
+        assert logged.count("village.create") == 2
         await page.screenshot(path=ARTIFACTS / "console-audit-1280.png", full_page=True)
+        await page.goto(f"{base}/admin/dashboard")
+        assert "2个村（社区）中2个未达标" in await page.inner_text("#work-liaisons")
         await desktop.close()
 
         # On a phone: the same pages fit 360 px without sideways scrolling.
@@ -162,15 +280,50 @@ async def test_console_in_a_browser(client: Any, sessions: Any) -> None:
         for name, path in (
             ("dashboard", "/admin/dashboard"),
             ("surveys", "/admin/surveys"),
+            ("rota", "/admin/rota"),
+            ("meeting", f"/admin/rota/meetings/{meetings[0]}"),
+            ("report", "/admin/rota/report"),
+            ("notices", "/admin/notices"),
+            ("liaisons", "/admin/liaisons"),
+            ("liaison-list", "/admin/liaisons/list"),
+            ("import", "/admin/liaisons/import"),
             ("audit", "/admin/audit"),
         ):
             await page.goto(base + path)
-            width = await page.evaluate("document.documentElement.scrollWidth")
-            assert width <= 360, f"{path} is {width} px wide: {await _overflowing(page, 360)}"
+            await _fits(page, 360)
             await page.screenshot(path=ARTIFACTS / f"console-{name}-360.png", full_page=True)
+        # The preview of an import, on a phone.
+        await page.goto(f"{base}/admin/liaisons/import")
+        await page.set_input_files(
+            "#villages-file",
+            files=[{"name": "村居.csv", "mimeType": "text/csv", "buffer": VILLAGES.encode()}],
+        )
+        async with page.expect_navigation():
+            await page.click("#import-villages button[type=submit]")
+        assert await page.locator("#problems tbody tr").count() == 1
+        await _fits(page, 360)
+        await page.screenshot(path=ARTIFACTS / "console-import-preview-360.png", full_page=True)
         await phone.close()
 
     assert watch.dialogs == []
     assert watch.csp == []
-    for name in ("dashboard-1280", "dashboard-360", "surveys-1280", "audit-360"):
-        assert (ARTIFACTS / f"console-{name}.png").stat().st_size > 10_000
+    assert preview_url != page.url
+    async with sessions() as session:
+        status = (await session.execute(select(RotaSwap.status))).scalar_one()
+    assert status == "accepted"
+    assert [e.actor for e in await audit_actions(sessions, "rota.meeting.move")] == [
+        "console:司法局管理员"
+    ]
+    for name in (
+        "dashboard-1280",
+        "dashboard-360",
+        "surveys-1280",
+        "rota-1280",
+        "rota-360",
+        "meeting-1280",
+        "import-preview-1280",
+        "import-preview-360",
+        "liaisons-1280",
+        "audit-360",
+    ):
+        assert (ARTIFACTS / f"console-{name}.png").stat().st_size > 10_000, name

@@ -1,5 +1,7 @@
 """The dashboard: each indicator's rate with its 95% interval against the target line, the
-verdict, responses by township and channel, and what residents wrote.
+verdict, responses by township and channel, and what residents wrote; above them, for the
+accounts that work on them, the units on duty at the next lectures (with the swap requests
+waiting) and the 法律明白人 coverage, each linking to its page.
 
 Figures come from :func:`surveys.results.compute_results` (the same as ``pufa results`` and the
 results API). Sample (demo) responses are left out unless ``?sample=1``, and the page says so
@@ -22,7 +24,10 @@ from bot.web.auth import Principal
 from bot.web.charts import RateBar, count_chart, rate_chart
 from bot.web.common import catalog, townships
 from bot.web.layout import Page, Route, console_locale, render
-from core.appkeys import SESSIONS
+from bot.web.pages.liaisons import coverage_summary
+from bot.web.pages.rota import duty_summary
+from core.appkeys import SESSIONS, SETTINGS
+from core.clock import utcnow
 from core.i18n import N_, Translator, translator
 from storage.models_surveys import SurveyAnswer, SurveyResponse
 from surveys.reports import CHANNEL_LABELS, render_xlsx, verdict_text
@@ -132,6 +137,12 @@ async def dashboard(request: web.Request, user: Principal) -> web.StreamResponse
         counts = (await db.execute(_responses(f))).all()
         comments = await _comments(db, f, locale)
         towns = await townships(db)
+        duty, swaps = (
+            await duty_summary(db, t, request.config_dict[SETTINGS].tz, utcnow())
+            if user.can("rota.view")
+            else (None, 0)
+        )
+        registry = await coverage_summary(db, f.township) if user.can("liaisons.view") else None
     names = dict(towns)
     by_town: dict[str | None, int] = {}
     by_channel: dict[str, int] = {}
@@ -191,6 +202,9 @@ async def dashboard(request: web.Request, user: Principal) -> web.StreamResponse
             "export_xlsx": "/admin/dashboard/results.xlsx?" + f.query(),
             "export_json": "/admin/dashboard/results.json?" + f.query(),
             "sample_toggle": "/admin/dashboard?" + f.query(sample="0" if f.include_sample else "1"),
+            "duty": duty,
+            "swaps_waiting": swaps,
+            "registry": registry,
         },
     )
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 
-FULL = os.environ.get("PUFA_RELIABILITY", "") == "full"
-"""Whether this is ``make reliability`` (many more examples) rather than ``make test``."""
+from tests.helpers import FULL_RELIABILITY as FULL
 
 COUNTS: Counter[str] = Counter()
 """What the reliability tests did: requests sent, responses by class, faults injected."""

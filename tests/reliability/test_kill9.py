@@ -27,7 +27,7 @@ from tests.reliability.conftest import fresh_database, serve_env, stop
 from tests.reliability.counts import COUNTS, scale
 from tests.surveys.conftest import fazhi_answers
 
-SUBMISSIONS = scale(80, 600)
+SUBMISSIONS = scale(60, 600)
 CONCURRENCY = 8
 ANSWER_ROWS = 8 + 2 + 1  # eight ratings, two channels, one comment
 URL = "/api/v1/surveys/fazhi-2026/responses"
@@ -54,11 +54,11 @@ async def _submit(base: str, i: int) -> tuple[int, dict[str, Any]] | None:
         return None
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(scale(120, 600))
 async def test_sigkill_mid_load_loses_no_acknowledged_submission_and_stores_none_twice(
     _template_db: str, tmp_path: Path
 ) -> None:
-    db_url = fresh_database(_template_db, tmp_path)
+    db_url = await asyncio.to_thread(fresh_database, _template_db, tmp_path)
     env = serve_env(db_url, tmp_path)
     for args in (("seed",), ("surveys", "open", "fazhi-2026")):
         done = subprocess.run(

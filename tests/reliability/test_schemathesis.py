@@ -19,7 +19,7 @@ from schemathesis import GenerationMode
 from tests.reliability.conftest import Served
 from tests.reliability.counts import COUNTS, scale
 
-EXAMPLES = scale(40, 400)
+EXAMPLES = scale(25, 400)
 """Examples per operation and generation mode (6 or 7 operations)."""
 
 
@@ -40,6 +40,7 @@ def api_schema(served: Served, admin_token: str) -> Any:
     return loaded
 
 
+@pytest.mark.timeout(scale(120, 1200))
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_every_generated_request_gets_a_documented_answer(
     mode: GenerationMode, api_schema: Any

@@ -7,7 +7,7 @@ PO     := $(wildcard locales/*/LC_MESSAGES/*.po)
 MO     := locales/.compiled
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench i18n lock clean browser wrk
+.PHONY: run test lint bench i18n lock clean browser wrk reliability
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "pufa needs Python 3.11 or newer"'
@@ -41,6 +41,13 @@ browser:
 ## make test: set up and run the whole suite (PUFA_TEST_POSTGRES_URL selects PostgreSQL)
 test: $(STAMP) $(MO) browser lint
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+## make reliability: the reliability suite at full scale (thousands of generated API requests,
+## hostile input on every entry point, SIGKILL under load, property tests with more examples)
+reliability: $(STAMP) $(MO)
+	PUFA_RELIABILITY=full $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS) \
+		tests/reliability tests/unit/test_properties.py tests/rota/test_plan.py \
+		tests/outbox/test_serve.py::test_serve_killed_mid_drain_delivers_everything_at_most_the_one_in_flight_twice
 
 ## make lint: ruff, the translation check, the architecture contracts and the type check
 lint: $(STAMP)

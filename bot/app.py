@@ -263,6 +263,29 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "error", "db": "unreachable", **extra}, status=503)
 
 
+_NO_NUL = "^[^\\x00]*$"
+_BAD_REQUEST = {
+    "description": "A NUL character in the path or query (refused by every route)",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+
+
+def _refusing_nul(item: dict[str, Any]) -> dict[str, Any]:
+    """A path item as the error middleware serves it: no string parameter takes a NUL
+    character (``core.http`` answers 400 to any path or query that has one)."""
+    out: dict[str, Any] = {}
+    for method, operation in item.items():
+        params = []
+        for param in operation.get("parameters", []):
+            schema = param.get("schema", {})
+            if schema.get("type") == "string" and "pattern" not in schema and "enum" not in schema:
+                param = {**param, "schema": {**schema, "pattern": _NO_NUL}}
+            params.append(param)
+        responses = {"400": _BAD_REQUEST, **operation.get("responses", {})}
+        out[method] = {**operation, "parameters": params, "responses": responses}
+    return out
+
+
 def openapi_document(settings: Settings) -> dict[str, Any]:
     """The OpenAPI 3.1 description of ``/api/v1``: every feature's part, merged."""
     paths: dict[str, Any] = {
@@ -279,6 +302,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         part = feature.openapi or {}
         paths.update(part.get("paths", {}))
         schemas.update(part.get("components", {}).get("schemas", {}))
+    paths = {path: _refusing_nul(item) for path, item in paths.items()}
     return {
         "openapi": "3.1.0",
         "info": {

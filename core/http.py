@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from core.appkeys import METRICS, SETTINGS
 from core.i18n import N_, Translator, negotiate, negotiate_accept_language
@@ -36,6 +37,40 @@ _STATUS_MESSAGES: dict[int, tuple[str, str]] = {
     500: ("internal", N_("Something went wrong on our side. Please try again later.")),
     503: ("unavailable", N_("The service is temporarily unavailable.")),
 }
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request body parsed as strict JSON (RFC 8259), or :class:`ValueError`.
+
+    Everything a client can send that is not usable JSON is a :class:`ValueError`: bytes that
+    are not UTF-8, ``NaN`` and ``Infinity``, nesting too deep for the parser (which Python
+    reports as :class:`RecursionError`), integers too long to convert, and strings holding an
+    unpaired surrogate (``"\\ud800"``), which no UTF-8 database column can keep.
+    """
+    try:
+        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeError, RecursionError) as exc:
+        raise ValueError(str(exc)) from exc
+    return value
+
+
+async def read_form(request: web.Request) -> Any:
+    """``await request.post()``, with a form that cannot be decoded (bytes that are not
+    UTF-8, a broken multipart body) or that holds a NUL character (which PostgreSQL refuses
+    in text) turned into :class:`aiohttp.web.HTTPBadRequest` rather than an unhandled error;
+    413 over the size limit as before."""
+    try:
+        form = await request.post()
+    except (ValueError, BadHttpMessage) as exc:  # UnicodeDecodeError is a ValueError
+        raise web.HTTPBadRequest(reason="form not readable") from exc
+    if any("\x00" in key or (isinstance(v, str) and "\x00" in v) for key, v in form.items()):
+        raise web.HTTPBadRequest(reason="NUL in a form field")  # no database keeps it
+    return form
 
 
 def request_locale(request: web.Request) -> str:
@@ -83,6 +118,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     started = time.perf_counter()
     status = 500
     try:
+        if _has_nul(request):
+            # No route takes a NUL character in its path or query, and PostgreSQL refuses it in
+            # text: refuse it here rather than fail in a query.
+            status = 400
+            if _wants_json(request):
+                return json_error(request, 400)
+            text = Translator(request_locale(request))._(_STATUS_MESSAGES[400][1])
+            return web.Response(status=400, text=text)
         response = await handler(request)
         status = response.status
         return response
@@ -102,6 +145,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             route = _route_name(request)
             metrics.http_requests.labels(request.method, route, str(status)).inc()
             metrics.http_latency.labels(route).observe(time.perf_counter() - started)
+
+
+def _has_nul(request: web.Request) -> bool:
+    query = request.query
+    return "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in query.items())
 
 
 def _keep_headers(exc: web.HTTPException) -> dict[str, str]:

@@ -30,7 +30,7 @@ from aiohttp import web
 
 from core.appkeys import SESSIONS
 from core.clock import utcnow
-from core.http import MAX_BODY, json_error, request_locale
+from core.http import MAX_BODY, json_error, parse_json, request_locale
 from core.i18n import N_, Translator, negotiate, translator
 from storage.api_tokens import authenticate
 from surveys.intake import (
@@ -112,8 +112,8 @@ async def post_response(request: web.Request) -> web.Response:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
     raw = await request.read()
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = parse_json(raw)
+    except ValueError:
         return json_error(request, 400, "bad_json", N_("The body is not valid JSON."))
     if not isinstance(body, dict):
         return json_error(request, 400, "bad_json", N_("The body must be a JSON object."))

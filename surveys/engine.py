@@ -18,6 +18,7 @@ edges turn them into localized text.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -64,6 +65,9 @@ class ErrorCode(StrEnum):
     """An answer to a question hidden by its ``show_if``. ``params``: ``depends_on``."""
     UNKNOWN_QUESTION = "unknown_question"
     """An answer keyed by a code that is not a question of the survey."""
+    INVALID_CHARACTERS = "invalid_characters"
+    """Free text with characters no database keeps: NUL and other control characters
+    (tab and line breaks are fine) or unpaired surrogates."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +150,15 @@ def progress(survey: Survey, answers: Answers) -> tuple[int, int]:
     return sum(1 for q in visible if _handled(q, answers)), len(visible)
 
 
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def text_is_storable(text: str) -> bool:
+    """Whether ``text`` has no NUL or other control character (tab, CR and LF are fine) and
+    no unpaired surrogate: PostgreSQL refuses NUL in text, UTF-8 cannot encode a surrogate."""
+    return _UNSTORABLE.search(text) is None
+
+
 def validate_answer(question: Question, value: Any) -> AnswerError | None:
     """Check one value for one question (ignoring ``show_if``); ``None`` when it is acceptable.
 
@@ -178,6 +191,8 @@ def validate_answer(question: Question, value: Any) -> AnswerError | None:
     # text
     if not isinstance(value, str):
         return AnswerError(ErrorCode.INVALID_TYPE, {"expected": "string"})
+    if not text_is_storable(value):
+        return AnswerError(ErrorCode.INVALID_CHARACTERS)
     text = value.strip()
     if not text:
         return AnswerError(ErrorCode.REQUIRED) if question.required else None

@@ -58,6 +58,9 @@ ERROR_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.TOO_LONG: N_("Please keep it to {max_length} characters (this has {length})."),
     ErrorCode.NOT_APPLICABLE: N_("This question does not apply given your other answers."),
     ErrorCode.UNKNOWN_QUESTION: N_("This survey has no such question."),
+    ErrorCode.INVALID_CHARACTERS: N_(
+        "Please remove the control characters (such as NUL) from this answer."
+    ),
 }
 
 

@@ -30,8 +30,9 @@ _LANG_PARAM = {
     "name": "lang",
     "in": "query",
     "required": False,
-    "schema": {"type": "string", "enum": ["zh_CN", "en"]},
-    "description": "Locale of texts; otherwise Accept-Language, then zh_CN.",
+    "schema": {"type": "string", "examples": ["zh_CN", "en"]},
+    "description": "Locale of texts: any language tag, answered in the closest shipped locale"
+    " (zh_CN or en; e.g. zh-Hans, en-US); when absent or unknown, Accept-Language, then zh_CN.",
 }
 
 _INDICATOR = {

@@ -31,6 +31,17 @@ from tests.helpers import TEST_SECRET
 POSTGRES_URL = os.environ.get("PUFA_TEST_POSTGRES_URL", "")
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print what the reliability tests did (requests, responses, faults), when any ran."""
+    from tests.reliability.counts import COUNTS, FULL
+
+    if not COUNTS:
+        return
+    terminalreporter.section(f"reliability counts ({'full' if FULL else 'quick'})")
+    for name in sorted(COUNTS):
+        terminalreporter.write_line(f"{name:<52} {COUNTS[name]:>8}")
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     """Say which database the suite runs against."""
     return f"pufa database: {'PostgreSQL ' + POSTGRES_URL if POSTGRES_URL else 'SQLite (file)'}"

@@ -20,6 +20,15 @@ from storage.db import transaction
 
 TEST_SECRET = "test-secret-key-not-for-production-0123456789"
 
+FULL_RELIABILITY = os.environ.get("PUFA_RELIABILITY", "") == "full"
+"""``make reliability`` (``PUFA_RELIABILITY=full``): property tests run many more examples."""
+
+
+def examples(quick: int) -> int:
+    """Hypothesis examples for a property test: ``quick`` in ``make test``, ten times as many
+    in ``make reliability``."""
+    return quick * 10 if FULL_RELIABILITY else quick
+
 
 def plain_settings(database_url: str = "sqlite+aiosqlite:///./unused.db") -> Settings:
     """Settings with the test secret key (for helpers that have no fixture at hand)."""

@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import contextvars
 import hmac
-import json
 import logging
 import random
 import warnings
@@ -63,6 +62,7 @@ from bot.outbox.sender import OutboundItem, PermanentSendError, TransientSendErr
 from bot.outbox.worker import SENDERS
 from core.appkeys import CHANNEL_HEALTH, METRICS, SETTINGS
 from core.health import ChannelHealth, ChannelState
+from core.http import parse_json
 from core.i18n import negotiate, translator
 from core.messages import Attachment, Inbound, Reply
 from core.metrics import Metrics
@@ -349,7 +349,7 @@ class TelegramChannel:
             self._count("unavailable")
             return web.Response(status=503, text="starting")
         try:
-            data = json.loads(await request.read())
+            data = parse_json(await request.read())
             if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
                 raise ValueError("not an update")
             _drop_pressed_keyboard(data)

@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.volunteers.reports import liaison_dict
 from bot.volunteers.store import Keys, coverage, list_liaisons, township_by_code
 from core.appkeys import SESSIONS, SETTINGS
-from core.http import bearer_token, json_error
-from core.i18n import N_
+from core.http import bearer_token, json_error, request_locale
+from core.i18n import N_, translator
 from storage.api_tokens import authenticate
 from storage.models_surveys import ApiToken
 
@@ -36,8 +36,31 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
-def _flag(request: web.Request, name: str) -> bool:
-    return request.query.get(name, "").lower() in ("1", "true", "yes")
+_FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _flag(request: web.Request, name: str) -> bool | None:
+    """The boolean query parameter ``name`` (false when absent), or ``None`` when it is neither
+    true nor false: a typo must not quietly give the figures without the sample."""
+    if name not in request.query:
+        return False
+    return _FLAGS.get(request.query[name].lower())
+
+
+def _bad_flag(request: web.Request, name: str) -> web.Response:
+    return json_error(
+        request,
+        422,
+        fields={
+            name: {
+                "code": "invalid",
+                "message": translator(request_locale(request))._(
+                    N_("Use include_sample=true or include_sample=false.")
+                ),
+                "params": {},
+            }
+        },
+    )
 
 
 async def _authorize(
@@ -89,9 +112,10 @@ async def get_coverage(request: web.Request) -> web.Response:
         _token, township, error = await _authorize(request, session, COVERAGE_ROLES)
         if error is not None:
             return error
-        figures = await coverage(
-            session, township=township, include_sample=_flag(request, "include_sample")
-        )
+        include_sample = _flag(request, "include_sample")
+        if include_sample is None:
+            return _bad_flag(request, "include_sample")
+        figures = await coverage(session, township=township, include_sample=include_sample)
     return web.json_response(figures.to_dict(), dumps=_dumps)
 
 
@@ -102,12 +126,15 @@ async def get_liaisons(request: web.Request) -> web.Response:
         _token, township, error = await _authorize(request, session, LIST_ROLES)
         if error is not None:
             return error
+        include_sample = _flag(request, "include_sample")
+        if include_sample is None:
+            return _bad_flag(request, "include_sample")
         found = await list_liaisons(
             session,
             keys,
             township=township,
             village=request.query.get("village") or None,
-            include_sample=_flag(request, "include_sample"),
+            include_sample=include_sample,
         )
     return web.json_response([liaison_dict(x) for x in found], dumps=_dumps)
 
@@ -130,6 +157,28 @@ _PARAMS = [
     {"name": "township", "in": "query", "required": False, "schema": {"type": "string"}},
     {"name": "include_sample", "in": "query", "required": False, "schema": {"type": "boolean"}},
 ]
+_COVERAGE = {
+    "type": "object",
+    "required": ["villages", "townships", "include_sample"],
+    "properties": {
+        "villages": {"type": "array", "items": {"type": "object"}},
+        "townships": {"type": "array", "items": {"type": "object"}},
+        "include_sample": {"type": "boolean"},
+    },
+}
+_LIAISON = {
+    "type": "object",
+    "required": ["id", "township", "village", "name", "mobile", "sample"],
+    "properties": {
+        "id": {"type": "integer"},
+        "township": {"type": "string"},
+        "village": {"type": "string"},
+        "name": {"type": "string"},
+        "mobile": {"type": "string", "description": "masked"},
+        "sample": {"type": "boolean"},
+        "registered_at": {"type": "string", "format": "date-time"},
+    },
+}
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/v1/volunteers/coverage": {
         "get": {
@@ -137,7 +186,10 @@ OPENAPI_PATHS: dict[str, Any] = {
             "security": [{"bearer": []}],
             "parameters": _PARAMS,
             "responses": {
-                "200": {"description": "villages[] and townships[] (CONTRACT.md)"},
+                "200": {
+                    "description": "villages[] and townships[] (CONTRACT.md)",
+                    "content": {"application/json": {"schema": _COVERAGE}},
+                },
                 "401": {
                     "description": "no or bad token",
                     "content": {"application/json": {"schema": _ERROR}},
@@ -148,6 +200,10 @@ OPENAPI_PATHS: dict[str, Any] = {
                 },
                 "404": {
                     "description": "unknown township",
+                    "content": {"application/json": {"schema": _ERROR}},
+                },
+                "422": {
+                    "description": "include_sample neither true nor false",
                     "content": {"application/json": {"schema": _ERROR}},
                 },
             },
@@ -162,7 +218,12 @@ OPENAPI_PATHS: dict[str, Any] = {
                 {"name": "village", "in": "query", "required": False, "schema": {"type": "string"}},
             ],
             "responses": {
-                "200": {"description": "liaisons"},
+                "200": {
+                    "description": "liaisons",
+                    "content": {
+                        "application/json": {"schema": {"type": "array", "items": _LIAISON}}
+                    },
+                },
                 "401": {
                     "description": "no or bad token",
                     "content": {"application/json": {"schema": _ERROR}},
@@ -173,6 +234,10 @@ OPENAPI_PATHS: dict[str, Any] = {
                 },
                 "404": {
                     "description": "unknown township",
+                    "content": {"application/json": {"schema": _ERROR}},
+                },
+                "422": {
+                    "description": "include_sample neither true nor false",
                     "content": {"application/json": {"schema": _ERROR}},
                 },
             },

@@ -14,7 +14,7 @@ from bot.web.auth import PRINCIPAL_KEY, current_principal, start_session
 from bot.web.layout import PAGES_KEY, PREFIX, console_locale, render
 from core.appkeys import SESSIONS, SETTINGS
 from core.clock import utcnow
-from core.http import client_address
+from core.http import client_address, read_form
 from core.i18n import N_, negotiate
 
 __all__ = ["home", "lang_switch", "login_form", "login_submit", "logout", "safe_next"]
@@ -59,7 +59,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 async def login_submit(request: web.Request) -> web.StreamResponse:
     """``POST /admin/login``: throttled, wrong (the form again) or in (to ``next``)."""
-    form = await request.post()
+    form = await read_form(request)
     name = str(form.get("name", "")).strip()[:64]
     password = str(form.get("password", ""))[:1024]
     target = _after_login(str(form.get("next", "")))

@@ -22,6 +22,7 @@ from aiohttp_session import get_session
 
 from bot.web.auth import login_url
 from bot.web.layout import render
+from core.http import read_form
 from core.i18n import N_
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ SECURITY_HEADERS: dict[str, str] = {
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 _ERRORS: dict[int, str] = {
+    400: N_("The form could not be read. Reload the page and try again."),
     401: N_("Please log in first."),
     403: N_("Your account may not see this page or do this."),
     404: N_("There is no such page."),
@@ -126,7 +128,7 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
             # action URL, so the handler can stream the body under its own size limit.
             presented = request.query.get(CSRF_FIELD)
         elif presented is None and request.content_type == "application/x-www-form-urlencoded":
-            form = await request.post()
+            form = await read_form(request)
             value = form.get(CSRF_FIELD)
             presented = value if isinstance(value, str) else None
         if (

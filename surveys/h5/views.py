@@ -33,7 +33,7 @@ from sqlmodel import col
 from core.appkeys import SESSIONS, SETTINGS
 from core.clock import utcnow
 from core.crypto import keyed_hash
-from core.http import request_locale
+from core.http import read_form, request_locale
 from core.i18n import N_, negotiate, translator
 from storage.models_surveys import SurveyInvitation, SurveyState
 from surveys.engine import AnswerError, visible_questions
@@ -404,7 +404,17 @@ async def survey_submit(request: web.Request) -> web.StreamResponse:
     if isinstance(survey, web.Response):
         return survey
     try:
-        form = await request.post()
+        form = await read_form(request)
+    except web.HTTPBadRequest:
+        return _message(
+            request,
+            400,
+            N_("Your answers could not be read"),
+            N_("The form arrived garbled. Please open the survey again and resend your answers."),
+            survey,
+            _page_locale(request),
+            link=(N_("Back to the survey"), f"/s/{survey.code}"),
+        )
     except web.HTTPRequestEntityTooLarge:
         return _message(
             request,

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from bot.rota.calendar import Meeting, assign, nth_weekday, series_dates
 from bot.rota.plan import COORDINATOR_KINDS, UNIT_KINDS, Offsets, TurnReply, plan, reminder_times
+from tests.helpers import examples
 
 TZ = ZoneInfo("Asia/Shanghai")
 ROTAS = {"standing": list(range(101, 121)), "executive": list(range(201, 221))}
@@ -167,7 +168,7 @@ def calendars(draw: st.DrawFn) -> list[Meeting]:
     return out
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(calendars(), st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), max_size=4))
 def test_assignment_is_a_one_to_one_walk_through_the_rota(
     meetings: list[Meeting], pairs: list[tuple[int, int]]
@@ -196,7 +197,7 @@ def test_assignment_is_a_one_to_one_walk_through_the_rota(
     }
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(calendars(), moments, st.booleans(), st.booleans())
 def test_every_planned_message_is_due_before_its_meeting_and_never_about_samples(
     meetings: list[Meeting], now: datetime, confirmed: bool, topic: bool
@@ -230,7 +231,7 @@ def test_every_planned_message_is_due_before_its_meeting_and_never_about_samples
             assert not topic
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.integers(0, 24 * 20), st.sampled_from([timedelta(minutes=15), timedelta(minutes=30)]))
 def test_hourly_or_minutely_ticks_send_the_same_messages(shift: int, step: timedelta) -> None:
     """However often the scheduler runs, a unit told early enough gets the same messages."""

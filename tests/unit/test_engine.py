@@ -289,6 +289,7 @@ def test_error_codes_are_the_documented_strings() -> None:
         "too_long",
         "not_applicable",
         "unknown_question",
+        "invalid_characters",
     }
 
 

@@ -20,10 +20,19 @@ from surveys.engine import (
 )
 from surveys.schema import Question, Survey, load_catalog
 from surveys.scoring import Verdict, verdict, wilson_interval
+from tests.helpers import examples
 
 CATALOG = load_catalog()
 SURVEYS = st.sampled_from(sorted(CATALOG.values(), key=lambda s: s.code))
-PROFILE = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROFILE = settings(
+    max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+STORABLE = st.characters(blacklist_categories=("Cc", "Cs")) | st.sampled_from("\t\n\r")
+"""Characters a free-text answer may hold (no NUL or other control character)."""
+CONTROL = st.sampled_from(
+    [chr(c) for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F]]
+)
 
 JSONISH = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
@@ -44,7 +53,7 @@ def _valid_value(draw: st.DrawFn, question: Question) -> Any:
             st.lists(st.sampled_from(codes), min_size=low, max_size=len(codes), unique=True)
         )
     limit = question.max_length or 50
-    return draw(st.text(min_size=1, max_size=min(limit, 40)).filter(lambda t: t.strip()))
+    return draw(st.text(STORABLE, min_size=1, max_size=min(limit, 40)).filter(lambda t: t.strip()))
 
 
 @st.composite
@@ -143,3 +152,19 @@ def test_ballot_scores_stay_in_range_and_grades_rise_with_the_score(
     better = ballot_score(counts[0] + 1, counts[1], counts[2], counts[3])
     assert better is not None and better >= score
     assert order.index(grade(better)) >= order.index(grade(score))
+
+
+@PROFILE
+@given(
+    survey=SURVEYS,
+    before=st.text(STORABLE, max_size=10),
+    bad=CONTROL,
+    after=st.text(STORABLE, max_size=10),
+)
+def test_text_with_a_control_character_is_refused_wherever_it_is(
+    survey: Survey, before: str, bad: str, after: str
+) -> None:
+    texts = [q for q in survey.questions if q.type == "text"]
+    for question in texts:
+        error = validate_answer(question, before + bad + after)
+        assert error is not None and error.code == ErrorCode.INVALID_CHARACTERS

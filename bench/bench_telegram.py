@@ -1,7 +1,7 @@
 """Telegram webhook: a new person's ``/start s_fazhi-2026`` through pufa next to a PTB echo bot.
 
-Four processes on ``127.0.0.1``, as in production: the fake Bot API (:mod:`bench.fake_api`),
-``wrk`` (one thread), and the two bots under test, each alone in its process:
+Five processes on ``127.0.0.1``, as in production: the fake Bot API (:mod:`bench.fake_api`),
+``wrk`` (one thread), and the three bots under test, each alone in its process:
 
 - **pufa**: ``pufa serve`` with Telegram in webhook mode (``PUFA_SEND_RATE=1000``, so its
   outbound rate limit is not what is measured), SQLite. Each request is an update from a person
@@ -9,13 +9,17 @@ Four processes on ``127.0.0.1``, as in production: the fake Bot API (:mod:`bench
   sending ``/start s_fazhi-2026``: one transaction that claims the ``update_id``, creates the
   identity and the conversation, then the survey intro and first question are sent to the fake;
 - **echo**: :func:`bench.echo_bot.serve_echo`, a minimal python-telegram-bot application
-  behind an aiohttp webhook that answers each text with one ``sendMessage``, same updates.
+  behind an aiohttp webhook that answers each text with one ``sendMessage``, same updates, as
+  PTB builds it (Bot API calls through httpx): the baseline of the target;
+- **echo_aiohttp**: the same echo bot on pufa's aiohttp Bot API transport, which pufa uses
+  instead of httpx: a stricter baseline showing what pufa adds above the HTTP client.
 
-Both at 1 and 20 wrk connections for ``PUFA_BENCH_SECONDS``, alternating, ``PUFA_BENCH_ROUNDS``
-rounds. Reported: updates/s (the webhook answered 200 after the bot's replies were sent), p50,
-p99, the ratio pufa/echo (target ≥ 0.7 at 20 connections), messages sent per update, the CPU of
-wrk, the bots and the fake, and pufa's resident memory before and after all those
-conversations were opened (state lives in the database, so it should not grow with them).
+Each at 1 and 20 wrk connections for ``PUFA_BENCH_SECONDS``, in rotating order,
+``PUFA_BENCH_ROUNDS`` rounds. Reported: updates/s (the webhook answered 200 after the bot's
+replies were sent), p50, p99, the ratio pufa/echo (target ≥ 0.7 at 20 connections), messages
+sent per update, the CPU of wrk, the bots and the fake, and pufa's resident memory before and
+after all those conversations were opened (state lives in the database, so it should not grow
+with them).
 Run: ``python -m bench bench_telegram``.
 """
 
@@ -57,6 +61,9 @@ __all__ = ["CONNECTIONS", "TARGET", "main"]
 CONNECTIONS = (1, 20)
 #: Throughput target pufa/echo at 20 connections.
 TARGET = 0.7
+#: The bots compared: pufa, the PTB echo bot as PTB builds it (httpx), and the same echo bot
+#: on pufa's aiohttp Bot API transport (isolates what pufa adds above the HTTP client).
+BOTS = ("echo", "pufa", "echo_aiohttp")
 WARMUP_SECONDS = 2
 
 # Each request: a new person (ids from BASE + n) sends TEXT in a private chat.
@@ -121,7 +128,7 @@ def main() -> list[dict[str, Any]]:
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         procs["fake"], api_base = _start_fake(workdir)
-        ports = {"pufa": free_port(), "echo": free_port()}
+        ports = {name: free_port() for name in BOTS}
         env = pufa_env(
             f"sqlite+aiosqlite:///{workdir / 'pufa.db'}",
             workdir,
@@ -139,12 +146,13 @@ def main() -> list[dict[str, Any]]:
         procs["pufa"] = start(
             [sys.executable, "-m", "bot", "serve", "--port", str(ports["pufa"])], env, workdir
         )
-        procs["echo"] = start(
-            [sys.executable, "-m", "bench.echo_bot", "--serve", str(ports["echo"]), api_base,
-             DEFAULT_TOKEN],
-            {**os.environ, "PYTHONPATH": str(ROOT)}, ROOT,
-        )  # fmt: skip
-        for name in ("pufa", "echo"):
+        for name in ("echo", "echo_aiohttp"):
+            procs[name] = start(
+                [sys.executable, "-m", "bench.echo_bot", "--serve", str(ports[name]), api_base,
+                 DEFAULT_TOKEN, *(["--aiohttp"] if name == "echo_aiohttp" else [])],
+                {**os.environ, "PYTHONPATH": str(ROOT)}, ROOT,
+            )  # fmt: skip
+        for name in BOTS:
             wait_http(f"http://127.0.0.1:{ports[name]}/healthz", procs[name])
         _wait_webhook(api_base, procs["pufa"])
         pids = {name: proc.pid for name, proc in procs.items()}
@@ -177,7 +185,7 @@ def main() -> list[dict[str, Any]]:
                 opened += result["requests"] - result["non2xx"]
             return result
 
-        for name in ("pufa", "echo"):
+        for name in BOTS:
             drive(name, 20, WARMUP_SECONDS)
         rss_before = rss_kb(pids["pufa"])
         opened = 0
@@ -189,11 +197,11 @@ def main() -> list[dict[str, Any]]:
         figures: dict[tuple[str, int], list[dict[str, Any]]] = {}
         for r in range(ROUNDS):
             for connections in CONNECTIONS:
-                for name in ("echo", "pufa") if r % 2 == 0 else ("pufa", "echo"):
+                for name in BOTS[r % 3 :] + BOTS[: r % 3]:
                     result = drive(name, connections, SECONDS)
                     figures.setdefault((name, connections), []).append(result)
                     print(
-                        f"  {name:4} c={connections:2} round {r + 1}: {result['rate']:7.0f} upd/s"
+                        f"  {name:12} c={connections:2} round {r + 1}: {result['rate']:7.0f} upd/s"
                         f"  p50 {result['p50_ms']:6.1f} ms  p99 {result['p99_ms']:6.1f} ms"
                         f"  non-2xx {result['non2xx']}  {result['per_update']:.2f} msgs/update"
                         f"  CPU wrk {result['wrk_cpu']:.0%} bot {result['cpu'][name]:.0%}"
@@ -223,34 +231,42 @@ def _rows(figures: dict[tuple[str, int], list[dict[str, Any]]]) -> list[dict[str
     rows = []
     for connections in CONNECTIONS:
         pufa, echo = figures[("pufa", connections)], figures[("echo", connections)]
+        fast = figures[("echo_aiohttp", connections)]
+        every = pufa + echo + fast
         case = f"/start s_..., {connections} conns"
         rate = statistics.mean(r["rate"] for r in pufa)
         base = statistics.mean(r["rate"] for r in echo)
+        base_fast = statistics.mean(r["rate"] for r in fast)
         ratio = rate / base if base else None
-        bad = sum(r["non2xx"] + r["failed_calls"] for r in pufa + echo)
-        answered = all(r["per_update"] >= 0.99 for r in pufa + echo)
+        bad = sum(r["non2xx"] + r["failed_calls"] for r in every)
+        answered = all(r["per_update"] >= 0.99 for r in every)
         target = f">= {TARGET}x" if connections == 20 else ""
         met = ratio is not None and ratio >= TARGET and bad == 0 and answered
         rows.append(row(
-            "telegram", case, "updates/s pufa vs echo bot", rate, baseline=base, ratio=ratio,
+            "telegram", case, "updates/s pufa vs PTB echo bot", rate, baseline=base, ratio=ratio,
             target=target, met=met if connections == 20 else None, errors=bad,
             pufa_messages_per_update=statistics.mean(r["per_update"] for r in pufa),
             echo_messages_per_update=statistics.mean(r["per_update"] for r in echo),
-            runs={"pufa": pufa, "echo": echo},
+            runs={"pufa": pufa, "echo": echo, "echo_aiohttp": fast},
+        ))  # fmt: skip
+        rows.append(row(
+            "telegram", case, "updates/s pufa vs echo on aiohttp transport", rate,
+            baseline=base_fast, ratio=rate / base_fast if base_fast else None,
         ))  # fmt: skip
         p99 = statistics.mean(r["p99_ms"] for r in pufa)
         base99 = statistics.mean(r["p99_ms"] for r in echo)
-        rows.append(row("telegram", case, "p50 ms pufa vs echo",
+        rows.append(row("telegram", case, "p50 ms pufa vs PTB echo",
                         statistics.mean(r["p50_ms"] for r in pufa),
                         baseline=statistics.mean(r["p50_ms"] for r in echo)))  # fmt: skip
-        rows.append(row("telegram", case, "p99 ms pufa vs echo", p99, baseline=base99,
+        rows.append(row("telegram", case, "p99 ms pufa vs PTB echo", p99, baseline=base99,
                         ratio=p99 / base99 if base99 else None))  # fmt: skip
         rows.append(row(
             "telegram", case, "wrk CPU (core share), max of runs",
-            max(r["wrk_cpu"] for r in pufa + echo),
-            fake_cpu=max(r["cpu"]["fake"] for r in pufa + echo),
+            max(r["wrk_cpu"] for r in every),
+            fake_cpu=max(r["cpu"]["fake"] for r in every),
             pufa_cpu=statistics.mean(r["cpu"]["pufa"] for r in pufa),
             echo_cpu=statistics.mean(r["cpu"]["echo"] for r in echo),
+            echo_aiohttp_cpu=statistics.mean(r["cpu"]["echo_aiohttp"] for r in fast),
         ))  # fmt: skip
     return rows
 

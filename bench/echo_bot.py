@@ -36,9 +36,20 @@ WEBHOOK_SECRET = "bench-secret"
 _SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
-def echo_application(token: str, api_base: str) -> tuple[Application, list[BaseException]]:
-    """A PTB application (no updater) that echoes text messages; also returns its error list."""
-    application = ApplicationBuilder().token(token).base_url(api_base).updater(None).build()
+def echo_application(
+    token: str, api_base: str, *, aiohttp_transport: bool = False
+) -> tuple[Application, list[BaseException]]:
+    """A PTB application (no updater) that echoes text messages; also returns its error list.
+
+    With ``aiohttp_transport`` its Bot API calls go through pufa's aiohttp request backend
+    (:class:`bot.channels.telegram_request.AiohttpRequest`) instead of PTB's default (httpx).
+    """
+    builder = ApplicationBuilder().token(token).base_url(api_base).updater(None)
+    if aiohttp_transport:
+        from bot.channels.telegram_request import AiohttpRequest
+
+        builder = builder.request(AiohttpRequest())
+    application = builder.build()
     errors: list[BaseException] = []
 
     async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -74,13 +85,20 @@ def echo_web_app(application: Application, secret: str) -> web.Application:
     return app
 
 
-async def serve_echo(port: int, api_base: str, token: str, secret: str = WEBHOOK_SECRET) -> None:
+async def serve_echo(
+    port: int,
+    api_base: str,
+    token: str,
+    secret: str = WEBHOOK_SECRET,
+    *,
+    aiohttp_transport: bool = False,
+) -> None:
     """Run only the echo bot (PTB application + webhook endpoint) on ``port`` until killed.
 
     Used to measure the bot as a process of its own, with the fake Bot API and the load
     generator in another process, as :mod:`bench.bench_telegram` does for pufa.
     """
-    application, _errors = echo_application(token, api_base)
+    application, _errors = echo_application(token, api_base, aiohttp_transport=aiohttp_transport)
     app = echo_web_app(application, secret)
     async with application:
         runner = web.AppRunner(app, access_log=None)
@@ -93,10 +111,14 @@ async def serve_echo(port: int, api_base: str, token: str, secret: str = WEBHOOK
 
 
 def main(argv: Sequence[str]) -> None:
-    """``--serve PORT API_BASE TOKEN``: run :func:`serve_echo` until killed."""
-    if len(argv) != 4 or argv[0] != "--serve":
-        raise SystemExit("usage: python -m bench.echo_bot --serve PORT API_BASE TOKEN")
-    asyncio.run(serve_echo(int(argv[1]), argv[2], argv[3]))
+    """``--serve PORT API_BASE TOKEN [--aiohttp]``: run :func:`serve_echo` until killed."""
+    args = list(argv)
+    aiohttp_transport = "--aiohttp" in args
+    if aiohttp_transport:
+        args.remove("--aiohttp")
+    if len(args) != 4 or args[0] != "--serve":
+        raise SystemExit("usage: python -m bench.echo_bot --serve PORT API_BASE TOKEN [--aiohttp]")
+    asyncio.run(serve_echo(int(args[1]), args[2], args[3], aiohttp_transport=aiohttp_transport))
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@
 ``PUFA_BENCH_SECONDS``, the two servers alternating (which goes first alternates by round) for
 ``PUFA_BENCH_ROUNDS`` rounds, after a short warm-up of each. Reported per database and
 connection count: requests/s, p50 and p99 of each (means over rounds), the throughput ratio
-pufa/raw (targets: ≥ 0.5 at 50 connections, ≥ 0.7 at 200) and the p99 ratio (target ≤ 2), and
-the CPU used by wrk and by each server (fractions of one core) to show wrk has CPU to spare.
+pufa/raw (targets: ≥ 0.5 at 50 connections, ≥ 0.7 at 200) and the p99 ratio (target ≤ 2), the
+server CPU time per request (less sensitive to a busy machine than throughput), and the CPU
+used by wrk and by each server (fractions of one core) to show wrk has CPU to spare.
 
 PostgreSQL is measured too when a server answers on ``PUFA_BENCH_POSTGRES`` (throw-away
 databases, dropped afterwards). Run: ``python -m bench bench_submissions``.
@@ -175,6 +176,12 @@ def _rows(database: str, figures: dict[tuple[str, int], list[dict[str, Any]]]) -
         rows.append(row(
             "submissions", case, "p99 ms pufa vs raw", p99, baseline=base99, ratio=ratio99,
             target=f"<= {P99_TARGET:g}x", met=ratio99 is not None and ratio99 <= P99_TARGET,
+        ))  # fmt: skip
+        cpu_ms = statistics.mean(1000 * r["server_cpu"] / r["rate"] for r in pufa)
+        base_cpu_ms = statistics.mean(1000 * r["server_cpu"] / r["rate"] for r in raw)
+        rows.append(row(
+            "submissions", case, "server CPU ms/request pufa vs raw", cpu_ms,
+            baseline=base_cpu_ms, ratio=cpu_ms / base_cpu_ms,
         ))  # fmt: skip
         rows.append(row(
             "submissions", case, "wrk CPU (core share), max of runs", extra["wrk_cpu"],

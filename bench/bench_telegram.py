@@ -260,6 +260,15 @@ def _rows(figures: dict[tuple[str, int], list[dict[str, Any]]]) -> list[dict[str
                         baseline=statistics.mean(r["p50_ms"] for r in echo)))  # fmt: skip
         rows.append(row("telegram", case, "p99 ms pufa vs PTB echo", p99, baseline=base99,
                         ratio=p99 / base99 if base99 else None))  # fmt: skip
+        cpu_ms = statistics.mean(1000 * r["cpu"]["pufa"] / r["rate"] for r in pufa)
+        base_cpu_ms = statistics.mean(1000 * r["cpu"]["echo"] / r["rate"] for r in echo)
+        rows.append(row(
+            "telegram", case, "bot CPU ms/update pufa vs PTB echo", cpu_ms,
+            baseline=base_cpu_ms, ratio=cpu_ms / base_cpu_ms,
+            echo_aiohttp=statistics.mean(
+                1000 * r["cpu"]["echo_aiohttp"] / r["rate"] for r in fast
+            ),
+        ))  # fmt: skip
         rows.append(row(
             "telegram", case, "wrk CPU (core share), max of runs",
             max(r["wrk_cpu"] for r in every),

@@ -18,6 +18,7 @@ on ``127.0.0.1``. Knobs (environment):
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import re
 import resource
@@ -330,13 +331,14 @@ def full_database(target: Path, stored: int = STORED) -> float:
     """Copy a migrated, seeded SQLite database with ``stored`` responses to ``target``.
 
     The first call in a process builds it (``pufa db upgrade``, ``pufa seed``,
-    :func:`fill_stored`) in a directory of its own; later calls copy that file, so
-    ``bench_stored`` and ``bench_results`` share one fill. Returns the seconds the fill took
-    (0 for a copy).
+    :func:`fill_stored`) in a directory of its own, removed when the process exits; later calls
+    copy that file, so ``bench_stored`` and ``bench_results`` share one fill. Returns the
+    seconds the fill took (0 for a copy).
     """
     took = 0.0
     if stored not in _FULL or not _FULL[stored].exists():
         folder = Path(tempfile.mkdtemp(prefix="pufa-bench-full-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
         path = folder / "full.db"
         url = f"sqlite+aiosqlite:///{path}"
         env = pufa_env(url, folder)

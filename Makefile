@@ -70,10 +70,10 @@ wrk:
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null >/dev/null && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 	    wrk </dev/null >/dev/null \
-	  || echo "could not install wrk; bench_stored is skipped"; \
-	else echo "no apt-get: install wrk by hand for bench_stored"; fi
+	  || echo "could not install wrk; the wrk-driven benchmarks are skipped"; \
+	else echo "no apt-get: install wrk by hand for the benchmarks"; fi
 
-## make bench: print throughput and latency figures (not pass/fail)
+## make bench: every benchmark next to its baseline, one table, bench/results.json (~15 min)
 bench: $(STAMP) $(MO) wrk
 	$(BIN)/python -m bench
 

@@ -31,7 +31,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import delete, func, select
+from sqlmodel import col
 
+from bench._wrk import row
 from bot.outbox.queue import Outgoing, Recipient, enqueue
 from core.clock import utcnow
 from core.messages import Reply
@@ -43,6 +45,8 @@ from tests.fakes.telegram_api import FakeBotApi
 __all__ = ["main", "run_outbox_bench"]
 
 SECRET = "bench-hook-secret"
+#: Share of the configured rate the drain must reach.
+TARGET = 0.95
 
 
 def _free_port() -> int:
@@ -78,7 +82,7 @@ async def _statuses(database_url: str) -> dict[str, int]:
     try:
         async with session_factory(engine)() as session:
             found = await session.execute(
-                select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+                select(col(OutboxMessage.status), func.count()).group_by(col(OutboxMessage.status))
             )
             return {str(status): int(n) for status, n in found.all()}
     finally:
@@ -178,11 +182,18 @@ def _print(result: dict[str, Any]) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run the benchmark and print its figures."""
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    """Run the benchmark, print its figures and return them as table rows."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
-    parser.add_argument("--messages", type=int, default=2000)
-    parser.add_argument("--rate", type=float, default=30.0, help="PUFA_SEND_RATE")
+    parser.add_argument(
+        "--messages", type=int, default=int(os.environ.get("PUFA_BENCH_OUTBOX_MESSAGES", "2000"))
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=float(os.environ.get("PUFA_BENCH_OUTBOX_RATE", "30")),
+        help="PUFA_SEND_RATE",
+    )
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv if argv is not None else [])
@@ -191,6 +202,23 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(result, ensure_ascii=False))
     else:
         _print(result)
+    case = f"{result['messages']} messages, {result['database']}"
+    clean = result["lost"] == 0 and result["twice"] == 0
+    return [
+        row(
+            "outbox", case, "drain msg/s vs PUFA_SEND_RATE", result["rate"],
+            baseline=result["configured_rate"], ratio=result["ratio"], target=">= 0.95x",
+            met=result["ratio"] >= TARGET and clean, details=result,
+        ),
+        row(
+            "outbox", case, "most messages in one second", result["most_in_one_second"],
+            baseline=result["configured_rate"],
+        ),
+        row(
+            "outbox", case, "lost + delivered twice", result["lost"] + result["twice"],
+            target="0", met=clean,
+        ),
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,304 +1,284 @@
-"""Telegram webhook throughput of a survey step, next to a minimal PTB echo bot, and memory.
+"""Telegram webhook: a new person's ``/start s_fazhi-2026`` through pufa next to a PTB echo bot.
 
-**Throughput.** Each bot under test runs as a process of its own on ``127.0.0.1``, as it does
-in production: pufa as ``pufa serve`` (PTB webhook channel, dialog runtime, SQLite file or
-PostgreSQL), the baseline as :func:`bench.echo_bot.serve_echo` (a PTB application answering
-each text with one ``sendMessage``). The fake Bot API and the load generator share the
-benchmark's own process, so the stand-in for Telegram's servers does not eat the bot's CPU —
-the same for both bots. For pufa each timed update is a button press answering question 1 of
-an open survey — one transaction that claims the ``update_id``, reads the identity and
-conversation and writes the new state — followed by the edit of the question message and the
-next question (``answerCallbackQuery`` rides in the webhook answer). Reported: updates/s of
-each and the ratio pufa/echo per concurrency, with the median of ``--repeat`` runs.
+Five processes on ``127.0.0.1``, as in production: the fake Bot API (:mod:`bench.fake_api`),
+``wrk`` (one thread), and the three bots under test, each alone in its process:
 
-**Memory.** ``pufa serve``'s resident set size (``VmRSS``) is read before and after 10,000
-people each open a survey (10,000 open conversations). State lives in the database, so the
-process should not grow with them.
+- **pufa**: ``pufa serve`` with Telegram in webhook mode (``PUFA_SEND_RATE=1000``, so its
+  outbound rate limit is not what is measured), SQLite. Each request is an update from a person
+  never seen before (distinct ``update_id``, ``from.id`` and ``chat.id``, generated in Lua)
+  sending ``/start s_fazhi-2026``: one transaction that claims the ``update_id``, creates the
+  identity and the conversation, then the survey intro and first question are sent to the fake;
+- **echo**: :func:`bench.echo_bot.serve_echo`, a minimal python-telegram-bot application
+  behind an aiohttp webhook that answers each text with one ``sendMessage``, same updates, as
+  PTB builds it (Bot API calls through httpx): the baseline of the target;
+- **echo_aiohttp**: the same echo bot on pufa's aiohttp Bot API transport, which pufa uses
+  instead of httpx: a stricter baseline showing what pufa adds above the HTTP client.
 
-Run ``python -m bench bench_telegram`` or ``python -m bench.bench_telegram [--updates N]
-[--concurrency 1 10 50] [--repeat 3] [--conversations 10000] [--json]``.
+Each at 1 and 20 wrk connections for ``PUFA_BENCH_SECONDS``, in rotating order,
+``PUFA_BENCH_ROUNDS`` rounds. Reported: updates/s (the webhook answered 200 after the bot's
+replies were sent), p50, p99, the ratio pufa/echo (target ≥ 0.7 at 20 connections), messages
+sent per update, the CPU of wrk, the bots and the fake, and pufa's resident memory before and
+after all those conversations were opened (state lives in the database, so it should not grow
+with them).
+Run: ``python -m bench bench_telegram``.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import itertools
 import json
 import os
-import socket
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import urllib.request
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench._wrk import (
+    ROOT,
+    ROUNDS,
+    SECONDS,
+    free_port,
+    have_wrk,
+    pufa_cli,
+    pufa_env,
+    row,
+    rss_kb,
+    run_wrk,
+    start,
+    stop,
+    wait_http,
+)
+from bench.echo_bot import WEBHOOK_SECRET
+from bench.fake_api import DEFAULT_TOKEN
 
-import aiohttp
+__all__ = ["CONNECTIONS", "TARGET", "main"]
 
-from bench._load import drive_webhook
-from tests.fakes.telegram_api import FakeBotApi
+#: wrk connection counts measured.
+CONNECTIONS = (1, 20)
+#: Throughput target pufa/echo at 20 connections.
+TARGET = 0.7
+#: The bots compared: pufa, the PTB echo bot as PTB builds it (httpx), and the same echo bot
+#: on pufa's aiohttp Bot API transport (isolates what pufa adds above the HTTP client).
+BOTS = ("echo", "pufa", "echo_aiohttp")
+WARMUP_SECONDS = 2
 
-__all__ = ["bot_process", "main", "run_echo_process", "run_memory_bench", "run_pufa_bench"]
-
-SECRET = "bench-secret"
-HEADER = "X-Telegram-Bot-Api-Secret-Token"
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _open_surveys(
-    fake: FakeBotApi, url: str, users: range, concurrency: int = 20
-) -> dict[str, Any]:
-    """Each user sends ``/survey fazhi-2026`` (through the webhook)."""
-    updates = [fake.make_message_update(None, u, None, "/survey fazhi-2026") for u in users]
-    return await drive_webhook(url, updates, concurrency, headers={HEADER: SECRET})
-
-
-async def _wipe_postgres(url: str) -> None:
-    from sqlalchemy import text
-
-    from storage.db import create_engine
-
-    engine = create_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-    finally:
-        await engine.dispose()
-
-
-def _rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
-
-
-def _pufa_env(fake: FakeBotApi, tmp: str, port: int, database_url: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PUFA_")}
-    env.update(
-        PUFA_ENV="test",
-        PUFA_DATABASE_URL=database_url or f"sqlite+aiosqlite:///{tmp}/bench.db",
-        PUFA_DATA_DIR=tmp,
-        PUFA_SECRET_KEY="bench-secret-key-0123456789abcdef",
-        PUFA_TELEGRAM_TOKEN=fake.token,
-        PUFA_TELEGRAM_MODE="webhook",
-        PUFA_TELEGRAM_WEBHOOK_SECRET=SECRET,
-        PUFA_TELEGRAM_API_BASE=fake.api_base,
-        PUFA_PUBLIC_URL=f"http://127.0.0.1:{port}",
-        PUFA_PORT=str(port),
-        PUFA_SEND_RATE="1000",
-        PUFA_LOG_LEVEL="WARNING",
-    )
-    return env
+# Each request: a new person (ids from BASE + n) sends TEXT in a private chat.
+_LUA = """
+local n = 0
+local base = %(base)d
+local date = os.time()
+local headers = {}
+headers["Content-Type"] = "application/json"
+headers["X-Telegram-Bot-Api-Secret-Token"] = "%(secret)s"
+request = function()
+  n = n + 1
+  local id = tostring(base + n)
+  local body = '{"update_id":' .. id .. ',"message":{"message_id":1,"from":{"id":' .. id
+    .. ',"is_bot":false,"first_name":"测试用户","language_code":"zh-hans"},"chat":{"id":' .. id
+    .. ',"type":"private","first_name":"测试用户"},"date":' .. date
+    .. ',"text":"%(text)s","entities":[{"type":"bot_command","offset":0,"length":6}]}}'
+  return wrk.format("POST", "/telegram/webhook", headers, body)
+end
+"""
+_TEXT = "/start s_fazhi-2026"
 
 
-async def _healthy(port: int) -> bool:
-    try:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(f"http://127.0.0.1:{port}/healthz") as response,
-        ):
-            return response.status == 200
-    except aiohttp.ClientError:
-        return False
+def _stats(api_base: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{api_base}{DEFAULT_TOKEN}/benchStats", timeout=30) as answer:
+        result: dict[str, Any] = json.loads(answer.read())["result"]
+    return result
 
 
-@asynccontextmanager
-async def bot_process(
-    kind: str, fake: FakeBotApi, tmp: str, database_url: str | None = None
-) -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Start ``pufa`` (``kind="pufa"``) or the echo bot as its own process against ``fake``;
-    yield its webhook URL and process once it answers, and stop it afterwards."""
-    port = _free_port()
-    if kind == "pufa":
-        if database_url:
-            await _wipe_postgres(database_url)
-        cmd = [sys.executable, "-m", "bot", "serve"]
-        env = _pufa_env(fake, tmp, port, database_url)
-        cwd = tmp
-    else:
-        cmd = [sys.executable, "-m", "bench.echo_bot", "--serve", str(port), fake.api_base]
-        cmd.append(fake.token)
-        env = dict(os.environ)
-        cwd = str(ROOT)
+def _sent(stats: dict[str, Any]) -> int:
+    return int(stats["calls"].get("sendMessage:ok", 0))
+
+
+def _start_fake(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     proc = subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", "bench.fake_api"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
     )
+    assert proc.stdout is not None
+    url = proc.stdout.readline().decode().strip()
+    if not url.startswith("http://127.0.0.1:"):
+        stop(proc)
+        raise RuntimeError("the fake Bot API did not start")
+    return proc, f"{url}/bot"
+
+
+def _wait_webhook(api_base: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while _stats(api_base)["calls"].get("setWebhook:ok", 0) < 1:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("pufa did not set its webhook")
+        time.sleep(0.2)
+
+
+def main() -> list[dict[str, Any]]:
+    """Start the fake, pufa and the echo bot; drive them alternately; print and return rows."""
+    if not have_wrk():
+        return []
+    workdir = Path(tempfile.mkdtemp(prefix="pufa-bench-telegram-"))
+    procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        deadline = time.monotonic() + 90
-        while not (await _healthy(port) and (kind != "pufa" or fake.webhook is not None)):
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"{kind} bot did not start (exit {proc.poll()})")
-            await asyncio.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/telegram/webhook", proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-async def run_echo_process(n_updates: int, concurrency: int) -> dict[str, Any]:
-    """Time ``n_updates`` text messages through the echo bot running as its own process."""
-    with tempfile.TemporaryDirectory() as tmp:
-        async with FakeBotApi() as fake, bot_process("echo", fake, tmp) as (url, _proc):
-            updates = [
-                fake.make_message_update(None, 100_000 + i % 1000, None, f"echo {i} 你好")
-                for i in range(n_updates)
-            ]
-            mark = fake.mark()
-            figures = await drive_webhook(url, updates, concurrency, headers={HEADER: SECRET})
-            replies = sum(1 for c in fake.calls[mark:] if c.method == "sendMessage" and c.ok)
-    figures.pop("timings_ms")
-    figures.update(replies=replies)
-    return figures
-
-
-async def run_pufa_bench(
-    n_updates: int, concurrency: int, database_url: str | None = None
-) -> dict[str, Any]:
-    """Time ``n_updates`` survey answers (one per person) through ``pufa serve``'s webhook.
-
-    ``database_url`` selects a PostgreSQL database, which is WIPED first; default: a temporary
-    SQLite file.
-    """
-    with tempfile.TemporaryDirectory() as tmp:
-        async with (
-            FakeBotApi() as fake,
-            bot_process("pufa", fake, tmp, database_url) as (url, _proc),
-        ):
-            users = range(200_000, 200_000 + n_updates)
-            opened = await _open_surveys(fake, url, users)
-            if opened["ok"] != n_updates:
-                raise RuntimeError(f"could not open surveys: {opened['statuses']}")
-            presses = []
-            for user in users:
-                question = [m for m in fake.sent_messages(user) if m.get("reply_markup")][-1]
-                data = question["reply_markup"]["inline_keyboard"][1][0]["callback_data"]
-                presses.append(
-                    fake.make_callback_update(None, user, user, question["message_id"], data)
-                )
-            mark = fake.mark()
-            figures = await drive_webhook(url, presses, concurrency, headers={HEADER: SECRET})
-            # the last edits and sends may still be in flight after the final 200
-            await fake.wait_for_count(
-                lambda c: c.method == "sendMessage" and c.ok, n_updates, timeout=30, since=mark
-            )
-            calls = fake.calls[mark:]
-            edits = sum(1 for c in calls if c.method == "editMessageText" and c.ok)
-            second = sum(
-                1
-                for c in calls
-                if c.method == "sendMessage" and str(c.params.get("text", "")).startswith("(2/")
-            )
-    figures.pop("timings_ms")
-    figures.update(edits=edits, next_questions=second)
-    return figures
-
-
-async def run_memory_bench(conversations: int) -> dict[str, Any]:
-    """RSS of a ``pufa serve`` process before and after ``conversations`` open surveys."""
-    with tempfile.TemporaryDirectory() as tmp:
-        async with FakeBotApi() as fake, bot_process("pufa", fake, tmp) as (url, proc):
-            # Warm up every code path, then close those conversations: 0 open.
-            warm = range(900_000, 900_500)
-            await _open_surveys(fake, url, warm)
-            cancels = [fake.make_message_update(None, u, None, "/cancel") for u in warm]
-            await drive_webhook(url, cancels, 20, headers={HEADER: SECRET})
-            await asyncio.sleep(0.5)
-            before = _rss_kb(proc.pid)
-            opened = await _open_surveys(fake, url, range(1, conversations + 1))
-            await asyncio.sleep(0.5)
-            after = _rss_kb(proc.pid)
-    return {
-        "conversations": conversations,
-        "opened_ok": opened["ok"],
-        "rss_before_mb": before / 1024,
-        "rss_after_mb": after / 1024,
-        "growth_mb": (after - before) / 1024,
-    }
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Print the throughput table (pufa vs echo, medians of ``--repeat`` runs) and memory."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--updates", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--conversations", type=int, default=10_000)
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument(
-        "--postgres",
-        default=os.environ.get("PUFA_BENCH_POSTGRES_URL", ""),
-        help="also measure on this PostgreSQL database (WIPED; env PUFA_BENCH_POSTGRES_URL)",
-    )
-    args = parser.parse_args(argv if argv is not None else [])
-    results: dict[str, Any] = {"throughput": [], "memory": None}
-    if not args.json:
-        print(
-            f"{'db':>10} {'conc':>5} {'echo upd/s':>11} {'pufa upd/s':>11} {'ratio':>6} "
-            f"{'echo p99':>9} {'pufa p99':>9}   (medians of {args.repeat} runs; ms)"
+        procs["fake"], api_base = _start_fake(workdir)
+        ports = {name: free_port() for name in BOTS}
+        env = pufa_env(
+            f"sqlite+aiosqlite:///{workdir / 'pufa.db'}",
+            workdir,
+            PUFA_TELEGRAM_TOKEN=DEFAULT_TOKEN,
+            PUFA_TELEGRAM_MODE="webhook",
+            PUFA_TELEGRAM_WEBHOOK_SECRET=WEBHOOK_SECRET,
+            PUFA_TELEGRAM_API_BASE=api_base,
+            PUFA_PUBLIC_URL=f"http://127.0.0.1:{ports['pufa']}",
+            PUFA_SEND_RATE="1000",
         )
-    databases = [("sqlite", None)] + ([("postgresql", args.postgres)] if args.postgres else [])
-    for (db_name, db_url), concurrency in itertools.product(databases, args.concurrency):
-        echoes, pufas, ratios = [], [], []
-        ok = True
-        for _ in range(args.repeat):
-            # alternate the two so drift on a noisy machine hits both alike
-            echo = asyncio.run(run_echo_process(args.updates, concurrency))
-            pufa = asyncio.run(run_pufa_bench(args.updates, concurrency, db_url))
-            ok = ok and echo["replies"] == args.updates and pufa["ok"] == args.updates
-            ok = ok and pufa["edits"] == args.updates and pufa["next_questions"] == args.updates
-            echoes.append(echo)
-            pufas.append(pufa)
-            ratios.append(pufa["rate_per_s"] / echo["rate_per_s"])
-        row = {
-            "database": db_name,
-            "concurrency": concurrency,
-            "echo_per_s": statistics.median(e["rate_per_s"] for e in echoes),
-            "pufa_per_s": statistics.median(p["rate_per_s"] for p in pufas),
-            "ratio": statistics.median(ratios),
-            "ratios": ratios,
-            "echo_p99_ms": statistics.median(e["latency_ms"]["p99"] for e in echoes),
-            "pufa_p99_ms": statistics.median(p["latency_ms"]["p99"] for p in pufas),
-            "all_answered": ok,
-        }
-        results["throughput"].append(row)
-        if not args.json:
-            print(
-                f"{db_name:>10} {concurrency:>5} {row['echo_per_s']:>11.0f} "
-                f"{row['pufa_per_s']:>11.0f} {row['ratio']:>6.2f} "
-                f"{row['echo_p99_ms']:>9.1f} {row['pufa_p99_ms']:>9.1f}"
-                + ("" if ok else "  (NOT all answered!)"),
-                flush=True,
+        pufa_cli(env, workdir, "db", "upgrade")
+        pufa_cli(env, workdir, "seed")
+        pufa_cli(env, workdir, "surveys", "open", "fazhi-2026")
+        env["PUFA_AUTO_MIGRATE"] = "false"
+        procs["pufa"] = start(
+            [sys.executable, "-m", "bot", "serve", "--port", str(ports["pufa"])], env, workdir
+        )
+        for name in ("echo", "echo_aiohttp"):
+            procs[name] = start(
+                [sys.executable, "-m", "bench.echo_bot", "--serve", str(ports[name]), api_base,
+                 DEFAULT_TOKEN, *(["--aiohttp"] if name == "echo_aiohttp" else [])],
+                {**os.environ, "PYTHONPATH": str(ROOT)}, ROOT,
+            )  # fmt: skip
+        for name in BOTS:
+            wait_http(f"http://127.0.0.1:{ports[name]}/healthz", procs[name])
+        _wait_webhook(api_base, procs["pufa"])
+        pids = {name: proc.pid for name, proc in procs.items()}
+        runs = 0
+        opened = 0
+
+        def drive(name: str, connections: int, seconds: float) -> dict[str, Any]:
+            nonlocal runs, opened
+            runs += 1
+            before = _stats(api_base)
+            result = run_wrk(
+                f"http://127.0.0.1:{ports[name]}/",
+                _LUA % {"base": runs * 10_000_000, "secret": WEBHOOK_SECRET, "text": _TEXT},
+                connections=connections,
+                seconds=seconds,
+                servers={n: pids[n] for n in (name, "fake")},
+                workdir=workdir,
+                name=f"{name}-{runs}",
             )
-    if args.conversations:
-        memory = asyncio.run(run_memory_bench(args.conversations))
-        results["memory"] = memory
-        if not args.json:
-            print(
-                f"memory: pufa serve RSS {memory['rss_before_mb']:.1f} MB with 0 open "
-                f"conversations → {memory['rss_after_mb']:.1f} MB with "
-                f"{memory['opened_ok']} open: growth {memory['growth_mb']:+.1f} MB"
+            time.sleep(0.5)  # replies of the last requests cut off by wrk's stop
+            after = _stats(api_base)
+            result["sent"] = _sent(after) - _sent(before)
+            result["per_update"] = result["sent"] / result["requests"] if result["requests"] else 0
+            result["chats"] = after["chats"] - before["chats"]
+            result["last_text"] = after["last_text"][:60]
+            result["failed_calls"] = sum(
+                n - before["calls"].get(k, 0) for k, n in after["calls"].items() if "ok" not in k
             )
-    if args.json:
-        print(json.dumps(results))
+            if name == "pufa":
+                opened += result["requests"] - result["non2xx"]
+            return result
+
+        for name in BOTS:
+            drive(name, 20, WARMUP_SECONDS)
+        rss_before = rss_kb(pids["pufa"])
+        opened = 0
+        print(
+            f"Telegram webhook, wrk -t1, {SECONDS} s a run, {ROUNDS} rounds,"
+            f" {os.cpu_count()} CPUs; each update a new person sending {_TEXT!r}",
+            flush=True,
+        )
+        figures: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for r in range(ROUNDS):
+            for connections in CONNECTIONS:
+                for name in BOTS[r % 3 :] + BOTS[: r % 3]:
+                    result = drive(name, connections, SECONDS)
+                    figures.setdefault((name, connections), []).append(result)
+                    print(
+                        f"  {name:12} c={connections:2} round {r + 1}: {result['rate']:7.0f} upd/s"
+                        f"  p50 {result['p50_ms']:6.1f} ms  p99 {result['p99_ms']:6.1f} ms"
+                        f"  non-2xx {result['non2xx']}  {result['per_update']:.2f} msgs/update"
+                        f"  CPU wrk {result['wrk_cpu']:.0%} bot {result['cpu'][name]:.0%}"
+                        f" fake {result['cpu']['fake']:.0%}"
+                        f" {result['socket_errors']}  last: {result['last_text']!r}",
+                        flush=True,
+                    )
+        rss_after = rss_kb(pids["pufa"])
+    finally:
+        for proc in procs.values():
+            stop(proc)
+        shutil.rmtree(workdir, ignore_errors=True)
+    growth = (rss_after - rss_before) / 1024
+    print(
+        f"memory: pufa serve RSS {rss_before / 1024:.1f} MB -> {rss_after / 1024:.1f} MB"
+        f" after {opened:,} new conversations ({growth:+.1f} MB)",
+        flush=True,
+    )
+    memory = row(
+        "telegram", f"{opened:,} new conversations", "pufa RSS growth MB", growth,
+        rss_before_mb=rss_before / 1024, rss_after_mb=rss_after / 1024,
+    )  # fmt: skip
+    return [*_rows(figures), memory]
+
+
+def _rows(figures: dict[tuple[str, int], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    rows = []
+    for connections in CONNECTIONS:
+        pufa, echo = figures[("pufa", connections)], figures[("echo", connections)]
+        fast = figures[("echo_aiohttp", connections)]
+        every = pufa + echo + fast
+        case = f"/start s_..., {connections} conns"
+        rate = statistics.mean(r["rate"] for r in pufa)
+        base = statistics.mean(r["rate"] for r in echo)
+        base_fast = statistics.mean(r["rate"] for r in fast)
+        ratio = rate / base if base else None
+        bad = sum(r["non2xx"] + r["failed_calls"] for r in every)
+        answered = all(r["per_update"] >= 0.99 for r in every)
+        target = f">= {TARGET}x" if connections == 20 else ""
+        met = ratio is not None and ratio >= TARGET and bad == 0 and answered
+        rows.append(row(
+            "telegram", case, "updates/s pufa vs PTB echo bot", rate, baseline=base, ratio=ratio,
+            target=target, met=met if connections == 20 else None, errors=bad,
+            pufa_messages_per_update=statistics.mean(r["per_update"] for r in pufa),
+            echo_messages_per_update=statistics.mean(r["per_update"] for r in echo),
+            runs={"pufa": pufa, "echo": echo, "echo_aiohttp": fast},
+        ))  # fmt: skip
+        rows.append(row(
+            "telegram", case, "updates/s pufa vs echo on aiohttp transport", rate,
+            baseline=base_fast, ratio=rate / base_fast if base_fast else None,
+        ))  # fmt: skip
+        p99 = statistics.mean(r["p99_ms"] for r in pufa)
+        base99 = statistics.mean(r["p99_ms"] for r in echo)
+        rows.append(row("telegram", case, "p50 ms pufa vs PTB echo",
+                        statistics.mean(r["p50_ms"] for r in pufa),
+                        baseline=statistics.mean(r["p50_ms"] for r in echo)))  # fmt: skip
+        rows.append(row("telegram", case, "p99 ms pufa vs PTB echo", p99, baseline=base99,
+                        ratio=p99 / base99 if base99 else None))  # fmt: skip
+        cpu_ms = statistics.mean(1000 * r["cpu"]["pufa"] / r["rate"] for r in pufa)
+        base_cpu_ms = statistics.mean(1000 * r["cpu"]["echo"] / r["rate"] for r in echo)
+        rows.append(row(
+            "telegram", case, "bot CPU ms/update pufa vs PTB echo", cpu_ms,
+            baseline=base_cpu_ms, ratio=cpu_ms / base_cpu_ms,
+            echo_aiohttp=statistics.mean(
+                1000 * r["cpu"]["echo_aiohttp"] / r["rate"] for r in fast
+            ),
+        ))  # fmt: skip
+        rows.append(row(
+            "telegram", case, "wrk CPU (core share), max of runs",
+            max(r["wrk_cpu"] for r in every),
+            fake_cpu=max(r["cpu"]["fake"] for r in every),
+            pufa_cpu=statistics.mean(r["cpu"]["pufa"] for r in pufa),
+            echo_cpu=statistics.mean(r["cpu"]["echo"] for r in echo),
+            echo_aiohttp_cpu=statistics.mean(r["cpu"]["echo_aiohttp"] for r in fast),
+        ))  # fmt: skip
+    return rows
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

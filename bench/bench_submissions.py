@@ -1,0 +1,226 @@
+"""Submissions through pufa next to the thinnest raw-driver handler, same run, same machine.
+
+- **pufa**: ``pufa serve`` (its own process) takes ``POST /api/v1/surveys/fazhi-2026/responses``
+  with a complete answer set, a fresh single-use invitation token and a fresh
+  ``Idempotency-Key`` per request: it validates every answer, checks the token, the respondent
+  and the key, and stores the response and its answers (a 2xx only after the commit);
+- **raw**: :mod:`bench.raw_server` (its own process): one ``INSERT`` + ``COMMIT`` of the raw
+  body through ``aiosqlite`` (SQLite, pufa's pragmas) or ``asyncpg`` (PostgreSQL), nothing else.
+
+``wrk`` (one thread, its own process) drives each at 50 and 200 connections for
+``PUFA_BENCH_SECONDS``, the two servers alternating (which goes first alternates by round) for
+``PUFA_BENCH_ROUNDS`` rounds, after a short warm-up of each. Reported per database and
+connection count: requests/s, p50 and p99 of each (means over rounds), the throughput ratio
+pufa/raw (targets: ≥ 0.5 at 50 connections, ≥ 0.7 at 200) and the p99 ratio (target ≤ 2), the
+server CPU time per request (less sensitive to a busy machine than throughput), and the CPU
+used by wrk and by each server (fractions of one core) to show wrk has CPU to spare.
+
+PostgreSQL is measured too when a server answers on ``PUFA_BENCH_POSTGRES`` (throw-away
+databases, dropped afterwards). Run: ``python -m bench bench_submissions``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench._wrk import (
+    ANSWERS,
+    ROOT,
+    ROUNDS,
+    SECONDS,
+    SUBMIT_LUA,
+    SURVEY,
+    TOKENS_PER_RUN,
+    free_port,
+    have_wrk,
+    make_tokens,
+    postgres_database,
+    pufa_cli,
+    pufa_env,
+    row,
+    run_wrk,
+    start,
+    stop,
+    wait_http,
+    write_tokens,
+)
+
+__all__ = ["CONNECTIONS", "TARGETS", "main", "measure"]
+
+#: wrk connection counts measured.
+CONNECTIONS = (50, 200)
+#: Throughput target (pufa/raw) per connection count; the p99 ratio target is ≤ 2 for both.
+TARGETS = {50: 0.5, 200: 0.7}
+P99_TARGET = 2.0
+WARMUP_SECONDS = 2
+WARMUP_TOKENS = 5000
+
+_PATH = f"/api/v1/surveys/{SURVEY}/responses"
+_RAW_LUA = """
+local body = '{"answers":%(answers)s,"token":"%(token)s","lang":"zh_CN"}'
+request = function()
+  return wrk.format("POST", "/submit", {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def measure(database: str, pufa_url: str, raw_target: str, workdir: Path) -> list[dict[str, Any]]:
+    """Run pufa on ``pufa_url`` and the raw handler on ``raw_target`` (a SQLite path or an
+    asyncpg DSN); drive them alternately; return the table rows."""
+    env = pufa_env(pufa_url, workdir, PUFA_AUTO_MIGRATE="false")
+    pufa_cli(env, workdir, "db", "upgrade")
+    pufa_cli(env, workdir, "seed")
+    runs = len(CONNECTIONS) * ROUNDS
+    tokens = make_tokens(pufa_url, TOKENS_PER_RUN, runs)
+    files = write_tokens(tokens, workdir, database, TOKENS_PER_RUN)
+    warm_tokens = make_tokens(pufa_url, WARMUP_TOKENS, 1)
+    warm_file = write_tokens(warm_tokens, workdir, f"{database}-warm", WARMUP_TOKENS)[0]
+    ports = {"pufa": free_port(), "raw": free_port()}
+    procs = {}
+    try:
+        procs["pufa"] = start(
+            [sys.executable, "-m", "bot", "serve", "--port", str(ports["pufa"])], env, workdir
+        )
+        kind = "sqlite" if database == "sqlite" else "postgres"
+        procs["raw"] = start(
+            [sys.executable, "-m", "bench.raw_server", kind, raw_target, str(ports["raw"])],
+            {**os.environ, "PYTHONPATH": str(ROOT)},
+            ROOT,
+        )
+        for name, proc in procs.items():
+            wait_http(f"http://127.0.0.1:{ports[name]}/healthz", proc)
+        pids = {name: proc.pid for name, proc in procs.items()}
+
+        def script(name: str, token_file: Path, run: str) -> str:
+            if name == "raw":
+                return _RAW_LUA % {"answers": ANSWERS, "token": "x" * 43}
+            return SUBMIT_LUA % {
+                "tokens": token_file, "answers": ANSWERS, "run": run, "path": _PATH
+            }  # fmt: skip
+
+        def drive(name: str, connections: int, seconds: float, tokens: Path, run: str) -> Any:
+            return run_wrk(
+                f"http://127.0.0.1:{ports[name]}/",
+                script(name, tokens, run),
+                connections=connections,
+                seconds=seconds,
+                servers={name: pids[name]},
+                workdir=workdir,
+                name=f"{database}-{run}",
+            )
+
+        for name in ("raw", "pufa"):
+            drive(name, 50, WARMUP_SECONDS, warm_file, f"warm-{name}")
+        print(
+            f"{database}: wrk -t1, {SECONDS} s a run, {ROUNDS} rounds, {os.cpu_count()} CPUs",
+            flush=True,
+        )
+        figures: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        run = 0
+        for r in range(ROUNDS):
+            for connections in CONNECTIONS:
+                order = ("raw", "pufa") if r % 2 == 0 else ("pufa", "raw")
+                for name in order:
+                    result = drive(name, connections, SECONDS, files[run], f"r{r}c{connections}")
+                    result["server_cpu"] = result["cpu"][name]
+                    figures.setdefault((name, connections), []).append(result)
+                    print(
+                        f"  {name:4} c={connections:3} round {r + 1}: {result['rate']:7.0f}"
+                        f" req/s  p50 {result['p50_ms']:6.1f} ms  p99 {result['p99_ms']:6.1f} ms"
+                        f"  non-2xx {result['non2xx']}  wrk CPU {result['wrk_cpu']:.0%},"
+                        f" server CPU {result['server_cpu']:.0%} {result['socket_errors']}",
+                        flush=True,
+                    )
+                run += 1
+    finally:
+        for proc in procs.values():
+            stop(proc)
+    return _rows(database, figures)
+
+
+def _mean(results: list[dict[str, Any]], key: str) -> float:
+    return statistics.mean(float(r[key]) for r in results)
+
+
+def _rows(database: str, figures: dict[tuple[str, int], list[dict[str, Any]]]) -> list[Any]:
+    rows = []
+    for connections in CONNECTIONS:
+        pufa, raw = figures[("pufa", connections)], figures[("raw", connections)]
+        case = f"{database}, {connections} conns"
+        rate, base = _mean(pufa, "rate"), _mean(raw, "rate")
+        p99, base99 = _mean(pufa, "p99_ms"), _mean(raw, "p99_ms")
+        bad = sum(r["non2xx"] for r in pufa) + sum(r["non2xx"] for r in raw)
+        extra = {
+            "runs": {"pufa": pufa, "raw": raw},
+            "non2xx": bad,
+            "wrk_cpu": max(r["wrk_cpu"] for r in pufa + raw),
+            "pufa_cpu": _mean(pufa, "server_cpu"),
+            "raw_cpu": _mean(raw, "server_cpu"),
+        }
+        ratio = rate / base if base else None
+        target = TARGETS[connections]
+        rows.append(row(
+            "submissions", case, "req/s pufa vs raw driver", rate, baseline=base, ratio=ratio,
+            target=f">= {target}x", met=ratio is not None and ratio >= target and bad == 0,
+            **extra,
+        ))  # fmt: skip
+        rows.append(row("submissions", case, "p50 ms pufa vs raw", _mean(pufa, "p50_ms"),
+                        baseline=_mean(raw, "p50_ms")))  # fmt: skip
+        ratio99 = p99 / base99 if base99 else None
+        rows.append(row(
+            "submissions", case, "p99 ms pufa vs raw", p99, baseline=base99, ratio=ratio99,
+            target=f"<= {P99_TARGET:g}x", met=ratio99 is not None and ratio99 <= P99_TARGET,
+        ))  # fmt: skip
+        cpu_ms = statistics.mean(1000 * r["server_cpu"] / r["rate"] for r in pufa)
+        base_cpu_ms = statistics.mean(1000 * r["server_cpu"] / r["rate"] for r in raw)
+        rows.append(row(
+            "submissions", case, "server CPU ms/request pufa vs raw", cpu_ms,
+            baseline=base_cpu_ms, ratio=cpu_ms / base_cpu_ms,
+        ))  # fmt: skip
+        rows.append(row(
+            "submissions", case, "wrk CPU (core share), max of runs", extra["wrk_cpu"],
+            target="< 0.9 (wrk not the bottleneck)", met=extra["wrk_cpu"] < 0.9,
+            pufa_cpu=extra["pufa_cpu"], raw_cpu=extra["raw_cpu"],
+        ))  # fmt: skip
+    return rows
+
+
+def main() -> list[dict[str, Any]]:
+    """Measure on SQLite (and PostgreSQL when it answers); print and return the rows."""
+    if not have_wrk():
+        return []
+    rows: list[dict[str, Any]] = []
+    workdir = Path(tempfile.mkdtemp(prefix="pufa-bench-submit-"))
+    try:
+        rows += measure(
+            "sqlite",
+            f"sqlite+aiosqlite:///{workdir / 'pufa.db'}",
+            str(workdir / "raw.db"),
+            workdir,
+        )
+        suffix = os.getpid()
+        pufa_pg = postgres_database(f"pufa_bench_submit_{suffix}", "create")
+        raw_pg = postgres_database(f"pufa_bench_raw_{suffix}", "create") if pufa_pg else None
+        try:
+            if pufa_pg and raw_pg:
+                dsn = raw_pg.replace("postgresql+asyncpg://", "postgresql://")
+                rows += measure("postgresql", pufa_pg, dsn, workdir)
+            else:
+                print("PostgreSQL not available: measured on SQLite only", flush=True)
+        finally:
+            for url in (pufa_pg, raw_pg):
+                if url:
+                    postgres_database(url.rsplit("/", 1)[1], "drop")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""The baseline of the submission benchmark: the thinnest aiohttp handler that stores a body.
+
+``POST /submit`` reads the raw request body, runs one ``INSERT`` of it and commits, then answers
+``201``; ``GET /healthz`` answers ``200``. No SQLAlchemy, no validation, no JSON parsing: the
+driver alone, as a floor for what any Python web service writing one row per request costs.
+
+- SQLite: one ``aiosqlite`` connection with pufa's pragmas (WAL, ``synchronous=NORMAL``,
+  ``busy_timeout``). Concurrent requests share it; aiosqlite runs their statements in order on
+  its thread, so a ``COMMIT`` may also commit another request's ``INSERT`` (a free group commit,
+  which makes this baseline faster, not slower). Each 201 is sent after a commit that covers its
+  row.
+- PostgreSQL: an ``asyncpg`` pool of 10 connections (pufa's pool size); each request takes one
+  and runs the ``INSERT`` in autocommit (one statement, one commit).
+
+Run as ``python -m bench.raw_server sqlite PATH PORT`` or
+``python -m bench.raw_server postgres DSN PORT`` (``DSN`` as ``postgresql://…``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+__all__ = ["main", "postgres_app", "sqlite_app"]
+
+_CREATE = "CREATE TABLE IF NOT EXISTS bench_raw (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+def _app(
+    setup: Callable[[], Awaitable[Callable[[str], Awaitable[None]]]],
+    teardown: Callable[[], Awaitable[None]],
+) -> web.Application:
+    store: list[Callable[[str], Awaitable[None]]] = []
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        store.append(await setup())
+        yield
+        await teardown()
+
+    async def submit(request: web.Request) -> web.Response:
+        await store[0](await request.text())
+        return web.Response(status=201, text='{"ok":true}', content_type="application/json")
+
+    app = web.Application()
+    app.cleanup_ctx.append(context)
+    app.router.add_post("/submit", submit)
+    app.router.add_get("/healthz", _healthz)
+    return app
+
+
+def sqlite_app(path: str) -> web.Application:
+    """The baseline on the SQLite file ``path`` through raw ``aiosqlite``."""
+    import aiosqlite
+
+    holder: list[aiosqlite.Connection] = []
+
+    async def setup() -> Callable[[str], Awaitable[None]]:
+        db = await aiosqlite.connect(path)
+        for pragma in ("journal_mode=WAL", "busy_timeout=5000", "synchronous=NORMAL"):
+            await db.execute(f"PRAGMA {pragma}")
+        await db.execute(_CREATE)
+        await db.commit()
+        holder.append(db)
+
+        async def insert(body: str) -> None:
+            await db.execute("INSERT INTO bench_raw (body) VALUES (?)", (body,))
+            await db.commit()
+
+        return insert
+
+    async def teardown() -> None:
+        await holder[0].close()
+
+    return _app(setup, teardown)
+
+
+def postgres_app(dsn: str) -> web.Application:
+    """The baseline on PostgreSQL ``dsn`` through raw ``asyncpg`` (pool of 10)."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    holder: list[asyncpg.Pool] = []
+
+    async def setup() -> Callable[[str], Awaitable[None]]:
+        pool = await asyncpg.create_pool(dsn, min_size=10, max_size=10)
+        await pool.execute(_CREATE.replace("INTEGER PRIMARY KEY", "BIGSERIAL PRIMARY KEY"))
+        holder.append(pool)
+
+        async def insert(body: str) -> None:
+            await pool.execute("INSERT INTO bench_raw (body) VALUES ($1)", body)
+
+        return insert
+
+    async def teardown() -> None:
+        await holder[0].close()
+
+    return _app(setup, teardown)
+
+
+def main(argv: list[str]) -> None:
+    """Serve the baseline: ``sqlite PATH PORT`` or ``postgres DSN PORT``."""
+    kind, target, port = argv
+    app = sqlite_app(target) if kind == "sqlite" else postgres_app(target)
+    web.run_app(app, host="127.0.0.1", port=int(port), print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

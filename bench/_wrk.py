@@ -35,6 +35,7 @@ from typing import Any
 
 __all__ = [
     "ANSWERS",
+    "RATED",
     "ROOT",
     "ROUNDS",
     "SECONDS",
@@ -99,7 +100,7 @@ end
 """
 
 # The 8 rating questions (indicators) of the survey and the five 好差评 levels.
-_RATED = (
+RATED = (
     "business_env",
     "public_service",
     "major_decisions",
@@ -303,7 +304,7 @@ async def _fill(database_url: str, stored: int) -> None:
                 for i in ids
             ]  # fmt: skip
             answers = [
-                (i, SURVEY, _RATED[i % 8], _LEVELS[(i // 8 + i // 5) % 5], _CHANNELS[i % 2])
+                (i, SURVEY, RATED[i % 8], _LEVELS[(i // 8 + i // 5) % 5], _CHANNELS[i % 2])
                 for i in ids
             ]
             async with engine.begin() as conn:

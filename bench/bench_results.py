@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._wrk import (
+    RATED,
     STORED,
     SURVEY,
     free_port,
@@ -51,22 +52,12 @@ __all__ = ["HAND_SQL", "TARGET", "main"]
 REPEAT = int(os.environ.get("PUFA_BENCH_RESULTS_REPEAT", "5"))
 #: pufa may take at most this many times the hand-written SQL.
 TARGET = 2.0
-_RATED = (
-    "business_env",
-    "public_service",
-    "major_decisions",
-    "law_enforcement",
-    "oversight",
-    "info_disclosure",
-    "dispute_resolution",
-    "rule_of_law_overall",
-)
 _SATISFIED = {"very_satisfied", "satisfied", "fairly_satisfied"}
 #: The hand-written aggregate: counts per indicator question and option, real answers only.
 HAND_SQL = (
     "SELECT question, value, count(*) FROM survey_answer"
     " WHERE survey = ? AND sample = 0 AND value IS NOT NULL"
-    f" AND question IN ({', '.join('?' * len(_RATED))})"
+    f" AND question IN ({', '.join('?' * len(RATED))})"
     " GROUP BY question, value"
 )
 
@@ -84,7 +75,7 @@ def _get(url: str, token: str) -> tuple[float, dict[str, Any]]:
 def _hand(path: Path) -> tuple[float, dict[tuple[str, str], int]]:
     started = time.perf_counter()
     with sqlite3.connect(path) as db:
-        found = db.execute(HAND_SQL, (SURVEY, *_RATED)).fetchall()
+        found = db.execute(HAND_SQL, (SURVEY, *RATED)).fetchall()
     took = time.perf_counter() - started
     return took, {(q, v): int(n) for q, v, n in found}
 
@@ -92,7 +83,7 @@ def _hand(path: Path) -> tuple[float, dict[tuple[str, str], int]]:
 def _agree(report: dict[str, Any], counts: dict[tuple[str, str], int]) -> bool:
     """Whether pufa's ``n`` and ``satisfied`` per indicator match the hand counts."""
     by_code = {i["code"]: i for i in report["indicators"]}
-    for question in _RATED:
+    for question in RATED:
         mine = {v: n for (q, v), n in counts.items() if q == question}
         known = sum(n for v, n in mine.items() if v != "unknown")
         satisfied = sum(n for v, n in mine.items() if v in _SATISFIED)

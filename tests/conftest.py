@@ -84,9 +84,9 @@ def _template_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(path)
 
 
-@pytest.fixture
-def db_url(_template_db: str, tmp_path: Path) -> str:
-    """A migrated, empty database for one test."""
+def fresh_database(template: str, directory: Path) -> str:
+    """A migrated, empty database: a copy of the SQLite template in ``directory``, or the
+    PostgreSQL test database emptied."""
     if POSTGRES_URL:
         tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
 
@@ -100,9 +100,15 @@ def db_url(_template_db: str, tmp_path: Path) -> str:
 
         asyncio.run(_truncate())
         return POSTGRES_URL
-    path = tmp_path / "pufa.db"
-    shutil.copyfile(_template_db, path)
+    path = directory / "pufa.db"
+    shutil.copyfile(template, path)
     return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+def db_url(_template_db: str, tmp_path: Path) -> str:
+    """A migrated, empty database for one test."""
+    return fresh_database(_template_db, tmp_path)
 
 
 @pytest.fixture

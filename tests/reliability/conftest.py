@@ -7,44 +7,18 @@ to :data:`COUNTS`, printed at the end of the run.
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
-from storage.db import create_engine
-from storage.schema import metadata
-from tests.conftest import POSTGRES_URL
+from tests.conftest import fresh_database
 from tests.helpers import PUFA, TEST_SECRET, pufa_env, start_serve
 from tests.reliability.counts import COUNTS, FULL, scale
 
 __all__ = ["COUNTS", "FULL", "Served", "scale"]
-
-
-def fresh_database(template: str, directory: Path) -> str:
-    """A migrated, empty database: a copy of the SQLite template, or the PostgreSQL test
-    database emptied."""
-    if POSTGRES_URL:
-        tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
-
-        async def _truncate() -> None:
-            engine = create_engine(POSTGRES_URL)
-            try:
-                async with engine.begin() as conn:
-                    await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-            finally:
-                await engine.dispose()
-
-        asyncio.run(_truncate())
-        return POSTGRES_URL
-    path = directory / "pufa.db"
-    shutil.copyfile(template, path)
-    return f"sqlite+aiosqlite:///{path}"
 
 
 @dataclass

@@ -59,7 +59,8 @@ def test_serve_with_wecom_unreachable_starts_answers_callbacks_and_stops(
         while True:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
                 health = json.loads(r.read())
-            if health.get("wecom") == "unreachable" or time.monotonic() > deadline:
+            state = health.get("channels", {}).get("wecom", {}).get("state")
+            if state == "unreachable" or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
         assert health["status"] == "ok" and health["db"] == "ok"

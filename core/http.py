@@ -52,8 +52,12 @@ def parse_json(raw: bytes) -> Any:
     unpaired surrogate (``"\\ud800"``), which no UTF-8 database column can keep.
     """
     try:
-        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        text = raw.decode("utf-8")
+        value = json.loads(text, parse_constant=_no_constant)
+        if "\\u" in text:
+            # Strict UTF-8 holds no surrogates: only a \u escape can make one, so only a
+            # body with escapes needs the (slower) check by re-encoding.
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
     except (UnicodeError, RecursionError) as exc:
         raise ValueError(str(exc)) from exc
     return value

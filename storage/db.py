@@ -24,13 +24,19 @@ from storage.models import AuditLog
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_connection: Any) -> None:
+    """Set pufa's pragmas on a SQLite connection (WAL, busy timeout, foreign keys,
+    ``synchronous=NORMAL``): the engine's connections and any other one pufa opens."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    sqlite_pragmas(dbapi_connection)
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:

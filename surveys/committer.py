@@ -7,6 +7,11 @@ resolves each request's future. So a 2xx still means the response is durable, wh
 of N concurrent requests costs one commit instead of N. While one batch commits, the next one
 accumulates, so batches grow with load and stay at one item when the server is idle.
 
+On PostgreSQL several workers (each its own connection and transaction) store batches at once,
+so one batch's round trips and commit overlap the next; SQLite takes one writer at a time, so
+there one worker does. Batches stored side by side are kept apart by the database's unique
+constraints, like any two writers.
+
 If a batch hits a unique-constraint violation caused by a writer outside it (another process,
 or a chat dialog racing with the web page), it is rolled back and its items are retried one per
 transaction, so each gets its own correct outcome.
@@ -17,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,44 +33,60 @@ from surveys.submission import AlreadyAnswered, Submission, SubmitError, SubmitR
 log = logging.getLogger(__name__)
 
 Outcome = SubmitResult | SubmitError
+BatchStore = Callable[[Sequence[Submission]], Awaitable[list[Outcome]]]
+"""Stores a batch in one transaction, committed when it returns (e.g.
+:meth:`surveys.sqlite_writer.SQLiteBatchWriter.store`)."""
 
 
 class GroupCommitter:
-    """Batches concurrent submissions into shared transactions (one worker task)."""
+    """Batches concurrent submissions into shared transactions (``workers`` worker tasks).
+
+    Each batch is stored by :func:`~surveys.submission.submit_many` in a session of
+    ``sessions``, or by ``store`` when given (SQLite's writer thread)."""
 
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         max_batch: int = 500,
         metrics: Metrics | None = None,
+        workers: int = 1,
+        store: BatchStore | None = None,
     ) -> None:
         self._sessions = sessions
+        self._batch_store = store
         self._metrics = metrics
         self._max_batch = max_batch
+        self._workers = max(1, workers)
         self._queue: asyncio.Queue[tuple[Submission, asyncio.Future[Outcome]]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._busy = 0
         self.batches = 0
         self.items = 0
 
     def start(self) -> None:
-        """Start the worker task (inside a running event loop)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="survey-group-commit")
+        """Start the worker tasks (inside a running event loop)."""
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._run(), name=f"survey-group-commit-{n}")
+                for n in range(self._workers)
+            ]
 
     async def stop(self) -> None:
-        """Finish what is queued, then stop the worker."""
-        if self._task is None:
+        """Finish what is queued and being stored, then stop the workers."""
+        if not self._tasks:
             return
-        while not self._queue.empty():
+        while not self._queue.empty() or self._busy:
             await asyncio.sleep(0.01)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
 
     async def submit(self, item: Submission) -> Outcome:
         """Queue ``item`` and wait until it is committed (or refused)."""
-        if self._task is None or self._task.done():
+        if not self._tasks or all(task.done() for task in self._tasks):
             raise RuntimeError("the group committer is not running")
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((item, future))
@@ -76,7 +98,11 @@ class GroupCommitter:
             batch = [first]
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            await self._process(batch)
+            self._busy += 1
+            try:
+                await self._process(batch)
+            finally:
+                self._busy -= 1
 
     async def _process(self, batch: list[tuple[Submission, asyncio.Future[Outcome]]]) -> None:
         items = [item for item, _ in batch]
@@ -112,6 +138,8 @@ class GroupCommitter:
     async def _store(self, items: list[Submission]) -> list[Outcome]:
         for attempt in range(3):
             try:
+                if self._batch_store is not None:
+                    return await self._batch_store(items)
                 async with self._sessions() as session, session.begin():
                     return await submit_many(session, items)
             except OperationalError:

@@ -6,23 +6,47 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from core.appkeys import METRICS, SESSIONS, SETTINGS
+from core.appkeys import ENGINE, METRICS, SESSIONS, SETTINGS
 from surveys.api import API_ROUTES
 from surveys.committer import GroupCommitter
 from surveys.h5.views import setup as setup_pages
 from surveys.keys import COMMITTER, RATE_LIMITER, SURVEYS, TOWNSHIP_CACHE
 from surveys.ratelimit import OpenLinkLimits
 from surveys.schema import Survey
+from surveys.sqlite_writer import SQLiteBatchWriter
 
-__all__ = ["setup"]
+__all__ = ["COMMIT_WORKERS_POSTGRES", "setup"]
+
+COMMIT_WORKERS_POSTGRES = 4
+"""Batches the group committer stores at once on PostgreSQL (each holds a pooled connection)."""
 
 
 async def _committer_ctx(app: web.Application) -> AsyncIterator[None]:
-    committer = GroupCommitter(app[SESSIONS], metrics=app.get(METRICS))
+    engine = app[ENGINE]
+    writer: SQLiteBatchWriter | None = None
+    if engine.dialect.name == "sqlite":
+        # One writer at a time on SQLite: one worker, whose batches run in a thread of their
+        # own. PostgreSQL overlaps batches on separate connections.
+        workers = 1
+        path = engine.url.database
+        if path and path != ":memory:":
+            writer = SQLiteBatchWriter(path, engine.dialect)
+    else:
+        workers = COMMIT_WORKERS_POSTGRES
+    committer = GroupCommitter(
+        app[SESSIONS],
+        metrics=app.get(METRICS),
+        workers=workers,
+        store=writer.store if writer is not None else None,
+    )
     app[COMMITTER] = committer
     committer.start()
-    yield
-    await committer.stop()
+    try:
+        yield
+    finally:
+        await committer.stop()
+        if writer is not None:
+            await writer.close()
 
 
 def setup(app: web.Application, catalog: dict[str, Survey]) -> None:

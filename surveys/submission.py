@@ -27,25 +27,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
-from storage.models_surveys import SurveyAnswer, SurveyInvitation, SurveyResponse
-from storage.types import table_of
 from surveys.engine import AnswerError, normalize_answers, validate_submission
 from surveys.respondents import invitation_hash
 from surveys.schema import Survey
 from surveys.state import open_states
+from surveys.submission_sql import SQLiteStatements, SubmissionSQL, submission_sql
 
 __all__ = [
     "AlreadyAnswered",
+    "BatchPlan",
     "IdempotencyKeyReused",
     "InvalidAnswers",
     "InvitationRequired",
@@ -55,15 +53,13 @@ __all__ = [
     "SurveyClosed",
     "TokenInvalid",
     "TokenUsed",
+    "batch_plan",
     "request_fingerprint",
+    "run_batch",
+    "run_batch_sync",
     "submit_many",
     "submit_response",
 ]
-
-
-_RESPONSES = table_of(SurveyResponse)
-_ANSWERS = table_of(SurveyAnswer)
-_INVITATIONS = table_of(SurveyInvitation)
 
 
 class SubmitError(Exception):
@@ -137,6 +133,11 @@ class SubmitResult:
     township: str | None = None
 
 
+BatchPlan = Generator[tuple[str, tuple[Any, ...]], Any, list[SubmitResult | SubmitError]]
+"""A :func:`batch_plan`: yields ``(statement method, args)``, receives each result, returns the
+outcomes."""
+
+
 @dataclass(slots=True)
 class Submission:
     """One submission, as :func:`submit_many` takes it (same fields as :func:`submit_response`)."""
@@ -165,11 +166,12 @@ def request_fingerprint(item: Submission, errors: Mapping[str, AnswerError] | No
     """
     if errors is None:
         errors = validate_submission(item.survey, item.answers)
-    answers: Any
-    if errors:
-        answers = {"invalid": dict(item.answers)}
-    else:
-        answers = normalize_answers(item.survey, item.answers)
+    return _fingerprint(item, None if errors else normalize_answers(item.survey, item.answers))
+
+
+def _fingerprint(item: Submission, normalized: Mapping[str, Any] | None) -> str:
+    """:func:`request_fingerprint` given the normalized answers (``None``: they are invalid)."""
+    answers: Any = {"invalid": dict(item.answers)} if normalized is None else normalized
     doc = {
         "survey": item.survey.code,
         "answers": answers,
@@ -248,54 +250,51 @@ async def submit_many(
     """
     if not items:
         return []
-    outcomes: list[SubmitResult | SubmitError | None] = [None] * len(items)
+    # The first statement runs through the session: it starts the transaction that the
+    # driver-level statements of the batch are part of.
     now_open = await open_states(session, {i.survey.code for i in items}, items[0].now)
+    return await run_batch(batch_plan(items, now_open), await submission_sql(session))
 
-    keyed = {(i.survey.code, i.idempotency_key) for i in items if i.idempotency_key}
+
+def batch_plan(items: Sequence[Submission], now_open: Mapping[str, bool]) -> BatchPlan:
+    """The decisions of :func:`submit_many` for ``items``, as a generator of statements.
+
+    It yields each read or write it needs as ``(method, args)`` of
+    :class:`~surveys.submission_sql.SubmissionSQL`, receives the method's result and returns
+    the outcomes. Keeping the decisions free of I/O lets one implementation run on an async
+    driver (:func:`run_batch`) and, in one hand-off, on a SQLite connection in its own thread
+    (:mod:`surveys.sqlite_writer`). ``now_open`` tells which surveys take answers now.
+    """
+    outcomes: list[SubmitResult | SubmitError | None] = [None] * len(items)
+    keyed: dict[str, list[str]] = {}
+    for i in items:
+        if i.idempotency_key:
+            keyed.setdefault(i.survey.code, []).append(i.idempotency_key)
     replays: dict[tuple[str, str], tuple[int, str | None, str | None]] = {}
-    if keyed:
-        rows = await session.execute(
-            select(
-                col(SurveyResponse.survey),
-                col(SurveyResponse.idempotency_key),
-                col(SurveyResponse.id),
-                col(SurveyResponse.township),
-                col(SurveyResponse.request_hash),
-            ).where(_per_survey(col(SurveyResponse.idempotency_key), keyed))
-        )
-        for r in rows:
-            replays[(r.survey, r.idempotency_key)] = (r.id, r.township, r.request_hash)
-    # Validation and fingerprint of every keyed item, computed once.
+    for code, keys in keyed.items():
+        for key, rid, town, stored_hash in (yield ("replays", (code, keys))):
+            replays[(code, key)] = (rid, town, stored_hash)
+    # Validation, normal form and fingerprint of every item, computed once.
     checked: dict[int, Mapping[str, AnswerError]] = {}
+    normal: dict[int, dict[str, Any]] = {}
     fingerprints: dict[int, str] = {}
     for index, item in enumerate(items):
         if item.idempotency_key:
-            checked[index] = validate_submission(item.survey, item.answers)
-            fingerprints[index] = request_fingerprint(item, checked[index])
+            checked[index] = found = validate_submission(item.survey, item.answers)
+            if not found:
+                normal[index] = normalize_answers(item.survey, item.answers)
+            fingerprints[index] = _fingerprint(item, normal.get(index))
 
-    hashes = {i.token_hash for i in items if i.token_hash}
-    tokens: dict[str, Any] = {}
-    if hashes:
-        rows = await session.execute(
-            select(
-                col(SurveyInvitation.id),
-                col(SurveyInvitation.token_hash),
-                col(SurveyInvitation.survey),
-                col(SurveyInvitation.township),
-                col(SurveyInvitation.used_at),
-            ).where(col(SurveyInvitation.token_hash).in_(hashes))
-        )
-        tokens = {r.token_hash: r for r in rows}
+    hashes = sorted({i.token_hash for i in items if i.token_hash})
+    tokens = {row[1]: row for row in (yield ("tokens", (hashes,)))} if hashes else {}
 
     answered: dict[tuple[str, str], int] = {}
-    pairs = {(i.survey.code, i.respondent) for i in items}
-    rows = await session.execute(
-        select(
-            col(SurveyResponse.survey), col(SurveyResponse.respondent), col(SurveyResponse.id)
-        ).where(_per_survey(col(SurveyResponse.respondent), pairs))
-    )
-    for r in rows:
-        answered[(r.survey, r.respondent)] = r.id
+    by_survey: dict[str, list[str]] = {}
+    for i in items:
+        by_survey.setdefault(i.survey.code, []).append(i.respondent)
+    for code, respondents in by_survey.items():
+        for respondent, rid in (yield ("answered", (code, respondents))):
+            answered[(code, respondent)] = rid
 
     # Decide every item; collect the rows to write.
     to_insert: list[tuple[int, Submission, dict[str, Any], int | None, str | None]] = []
@@ -330,14 +329,14 @@ async def submit_many(
             continue
         if item.token_hash is not None:
             tok = tokens.get(item.token_hash)
-            if tok is None or tok.survey != code:
+            if tok is None or tok[2] != code:
                 outcomes[index] = TokenInvalid("unknown token")
                 continue
-            if tok.used_at is not None or item.token_hash in taken_tokens:
+            if tok[4] is not None or item.token_hash in taken_tokens:
                 outcomes[index] = TokenUsed("token used")
                 continue
-            invitation_id = tok.id
-            township = tok.township or township
+            invitation_id = tok[0]
+            township = tok[3] or township
         who = (code, item.respondent)
         if who in answered or who in taken_respondents:
             outcomes[index] = AlreadyAnswered(answered.get(who))
@@ -348,7 +347,9 @@ async def submit_many(
         if errors:
             outcomes[index] = InvalidAnswers(errors)
             continue
-        clean = normalize_answers(item.survey, item.answers)
+        clean = normal.get(index)
+        if clean is None:
+            clean = normalize_answers(item.survey, item.answers)
         taken_respondents.add(who)
         if item.token_hash is not None:
             taken_tokens.add(item.token_hash)
@@ -357,60 +358,7 @@ async def submit_many(
         to_insert.append((index, item, clean, invitation_id, township))
 
     if to_insert:
-        response_rows = [
-            {
-                "survey": item.survey.code,
-                "respondent": item.respondent,
-                "channel": item.channel,
-                "township": township,
-                "locale": item.locale,
-                "idempotency_key": item.idempotency_key,
-                "request_hash": fingerprints.get(index),
-                "invitation_id": invitation_id,
-                "sample": item.sample,
-                "created_at": item.now,
-            }
-            for index, item, _, invitation_id, township in to_insert
-        ]
-        # Core statements (not ORM bulk inserts): one executemany each, batched by the driver.
-        conn = await session.connection()
-        # RETURNING without sort_by_parameter_order lets the driver insert many rows per
-        # statement; rows are matched back by (survey, respondent), unique within the batch.
-        returned = await conn.execute(
-            insert(_RESPONSES).returning(
-                _RESPONSES.c.id, _RESPONSES.c.survey, _RESPONSES.c.respondent
-            ),
-            response_rows,
-        )
-        by_who = {(r.survey, r.respondent): r.id for r in returned}
-        ids = [by_who[(item.survey.code, item.respondent)] for _, item, _, _, _ in to_insert]
-        answer_rows: list[dict[str, Any]] = []
-        used: list[dict[str, Any]] = []
-        for (index, item, clean, invitation_id, township), rid in zip(to_insert, ids, strict=True):
-            outcomes[index] = SubmitResult(rid, True, item.survey.code, township)
-            base = {
-                "response_id": rid,
-                "survey": item.survey.code,
-                "township": township,
-                "channel": item.channel,
-                "sample": item.sample,
-            }
-            for qcode, value in clean.items():
-                question = item.survey.question(qcode)
-                if question is not None and question.type == "text":
-                    answer_rows.append({**base, "question": qcode, "value": None, "text": value})
-                elif isinstance(value, list):
-                    answer_rows.extend(
-                        {**base, "question": qcode, "value": v, "text": None} for v in value
-                    )
-                else:
-                    answer_rows.append({**base, "question": qcode, "value": value, "text": None})
-            if invitation_id is not None:
-                used.append({"b_id": invitation_id, "b_now": item.now})
-        if answer_rows:
-            await conn.execute(insert(_ANSWERS), answer_rows)
-        if used:
-            await _mark_tokens_used(session, used)
+        yield from _write(to_insert, fingerprints, outcomes)
 
     for index, first in replay_of.items():
         earlier = outcomes[first]
@@ -423,30 +371,75 @@ async def submit_many(
     return [o if o is not None else SubmitError("not processed") for o in outcomes]
 
 
-def _per_survey(column: Any, pairs: set[tuple[str, str]]) -> ColumnElement[bool]:
-    """``survey = :s AND column IN (...)`` for each survey of ``pairs`` (``(survey, value)``),
-    joined with OR: the survey comes first so the lookup is a search of the unique index
-    ``(survey, respondent)`` or ``(survey, idempotency_key)``, never a scan of every stored
-    response."""
-    by_survey: dict[str, set[str]] = {}
-    for survey, value in pairs:
-        by_survey.setdefault(survey, set()).add(value)
-    terms = [
-        and_(col(SurveyResponse.survey) == survey, column.in_(sorted(values)))
-        for survey, values in sorted(by_survey.items())
+def _write(
+    to_insert: list[tuple[int, Submission, dict[str, Any], int | None, str | None]],
+    fingerprints: dict[int, str],
+    outcomes: list[SubmitResult | SubmitError | None],
+) -> Generator[tuple[str, tuple[Any, ...]], Any, None]:
+    """Insert the accepted responses, their answers and the tokens' use; fill ``outcomes``."""
+    response_rows = [
+        (
+            item.survey.code,
+            item.respondent,
+            item.channel,
+            township,
+            item.locale,
+            item.idempotency_key,
+            fingerprints.get(index),
+            invitation_id,
+            item.sample,
+            item.now,
+        )
+        for index, item, _, invitation_id, township in to_insert
     ]
-    return terms[0] if len(terms) == 1 else or_(*terms)
-
-
-async def _mark_tokens_used(session: AsyncSession, used: list[dict[str, Any]]) -> None:
-    table = _INVITATIONS
-    stmt = (
-        update(table)
-        .where(table.c.id == bindparam("b_id"), table.c.used_at.is_(None))
-        .values(used_at=bindparam("b_now"))
-    )
-    conn = await session.connection()
-    result = await conn.execute(stmt, used)
-    if result.rowcount is not None and 0 <= result.rowcount < len(used):
+    # Rows come back matched by (survey, respondent), unique within the batch.
+    returned = yield ("insert_responses", (response_rows,))
+    by_who = {(survey, who): rid for rid, survey, who in returned}
+    answer_rows: list[tuple[Any, ...]] = []
+    used: list[tuple[int, datetime]] = []
+    for index, item, clean, invitation_id, township in to_insert:
+        code = item.survey.code
+        rid = by_who[(code, item.respondent)]
+        outcomes[index] = SubmitResult(rid, True, code, township)
+        for qcode, value in clean.items():
+            question = item.survey.question(qcode)
+            if question is not None and question.type == "text":
+                answer_rows.append(
+                    (rid, code, qcode, None, value, township, item.channel, item.sample)
+                )
+            elif isinstance(value, list):
+                answer_rows.extend(
+                    (rid, code, qcode, v, None, township, item.channel, item.sample) for v in value
+                )
+            else:
+                answer_rows.append(
+                    (rid, code, qcode, value, None, township, item.channel, item.sample)
+                )
+        if invitation_id is not None:
+            used.append((invitation_id, item.now))
+    if answer_rows:
+        yield ("insert_answers", (answer_rows,))
+    if used and (yield ("mark_used", (used,))) < len(used):
         # Another writer used a token between our read and this write.
         raise IntegrityError("invitation already used", None, Exception("token used"))
+
+
+async def run_batch(plan: BatchPlan, sql: SubmissionSQL) -> list[SubmitResult | SubmitError]:
+    """Run a :func:`batch_plan` on async statements; its outcomes."""
+    try:
+        name, args = next(plan)
+        while True:
+            result = await getattr(sql, name)(*args)
+            name, args = plan.send(result)
+    except StopIteration as done:
+        return cast(list[SubmitResult | SubmitError], done.value)
+
+
+def run_batch_sync(plan: BatchPlan, sql: SQLiteStatements) -> list[SubmitResult | SubmitError]:
+    """Run a :func:`batch_plan` on a SQLite connection in the calling thread; its outcomes."""
+    try:
+        name, args = next(plan)
+        while True:
+            name, args = plan.send(sql.run(name, args))
+    except StopIteration as done:
+        return cast(list[SubmitResult | SubmitError], done.value)

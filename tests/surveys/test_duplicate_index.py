@@ -2,23 +2,26 @@
 Idempotency-Key) search the unique indexes ``(survey, respondent)`` and
 ``(survey, idempotency_key)`` instead of scanning every stored response.
 
-The statements are the ones :func:`surveys.submission.submit_many` really sends (recorded from
-the driver), explained by the database itself (SQLite ``EXPLAIN QUERY PLAN``, PostgreSQL
-``EXPLAIN``) over enough stored responses for the planner to choose freely.
+The statements are the ones :func:`surveys.submission.submit_many` sends to the driver
+(:func:`surveys.submission_sql.lookup_statements`), with the parameters of a real batch,
+explained by the database itself (SQLite ``EXPLAIN QUERY PLAN``, PostgreSQL ``EXPLAIN``) over
+enough stored responses for the planner to choose freely.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import event, insert
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.db import transaction
 from storage.models_surveys import SurveyResponse
 from surveys.schema import load_catalog
 from surveys.submission import Submission, submit_many
+from surveys.submission_sql import lookup_statements
 from tests.surveys.conftest import NOW, fazhi_answers, seed_surveys
 
 FAZHI = load_catalog()["fazhi-2026"]
@@ -49,32 +52,33 @@ async def _fill(engine: AsyncEngine) -> None:
         )
 
 
-async def _recorded_lookups(engine: AsyncEngine, sessions: Any) -> list[tuple[str, Any]]:
-    seen: list[tuple[str, Any]] = []
-
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "FROM survey_response" in statement:
-            seen.append((statement, parameters))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        items = [
-            Submission(
-                FAZHI, fazhi_answers(), f"{n:064x}", "api", None, "zh_CN", NOW,
-                idempotency_key=f"fresh-{n}",
-            )
-            for n in (10**9, 10**9 + 1, 3)  # two new respondents and one who answered
-        ]  # fmt: skip
-        async with transaction(sessions) as session:
-            outcomes = await submit_many(session, items)
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
+async def _lookups(engine: AsyncEngine, sessions: Any) -> list[tuple[str, str, Any]]:
+    """Store a batch (two new respondents, one who answered) through ``submit_many``; return
+    its two duplicate-check statements with that batch's parameters."""
+    items = [
+        Submission(
+            FAZHI, fazhi_answers(), f"{n:064x}", "api", None, "zh_CN", NOW,
+            idempotency_key=f"fresh-{n}",
+        )
+        for n in (10**9, 10**9 + 1, 3)  # two new respondents and one who answered
+    ]  # fmt: skip
+    async with transaction(sessions) as session:
+        outcomes = await submit_many(session, items)
     assert [type(o).__name__ for o in outcomes] == [
         "SubmitResult",
         "SubmitResult",
         "AlreadyAnswered",
     ]
-    return seen
+    statements = lookup_statements(engine.dialect.name)
+    values = {
+        "respondent": [i.respondent for i in items],
+        "idempotency_key": [i.idempotency_key for i in items],
+    }
+    found = []
+    for column, name in (("respondent", "answered"), ("idempotency_key", "replays")):
+        listed = json.dumps(values[column]) if engine.dialect.name == "sqlite" else values[column]
+        found.append((column, statements[name], (FAZHI.code, listed)))
+    return found
 
 
 async def _plan(engine: AsyncEngine, statement: str, parameters: Any) -> str:
@@ -89,26 +93,18 @@ async def test_duplicate_checks_search_the_unique_indexes(
 ) -> None:
     await seed_surveys(sessions)
     await _fill(engine)
-    lookups = await _recorded_lookups(engine, sessions)
-    by_column = {
-        column: [(s, p) for s, p in lookups if f"survey_response.{column} IN" in s]
-        for column in ("respondent", "idempotency_key")
-    }
-    assert all(by_column.values()), lookups
-    for column, statements in by_column.items():
-        for statement, parameters in statements:
-            plan = await _plan(engine, statement, parameters)
-            print(f"{column}:\n{plan}")
-            if engine.dialect.name == "sqlite":
-                assert f"(survey=? AND {column}=?)" in plan, plan
-                assert "SCAN survey_response" not in plan, plan
-            else:
-                index = (
-                    "uq_response_respondent"
-                    if column == "respondent"
-                    else ("uq_response_idempotency")
-                )
-                assert index in plan, plan
-                cond = next(line for line in plan.splitlines() if "Index Cond" in line)
-                assert "survey" in cond and column in cond, plan
-                assert "Seq Scan" not in plan, plan
+    for column, statement, parameters in await _lookups(engine, sessions):
+        assert f"{column} IN" in statement or f"{column} = ANY" in statement, statement
+        plan = await _plan(engine, statement, parameters)
+        print(f"{column}:\n{plan}")
+        if engine.dialect.name == "sqlite":
+            assert f"(survey=? AND {column}=?)" in plan, plan
+            assert "SCAN survey_response" not in plan, plan
+        else:
+            index = (
+                "uq_response_respondent" if column == "respondent" else ("uq_response_idempotency")
+            )
+            assert index in plan, plan
+            cond = next(line for line in plan.splitlines() if "Index Cond" in line)
+            assert "survey" in cond and column in cond, plan
+            assert "Seq Scan" not in plan, plan

@@ -1,0 +1,101 @@
+"""Storing submission batches on SQLite in one hand-off: a connection in its own thread.
+
+Through the async driver every statement of a batch is a trip to the driver's thread and back,
+and each trip waits for the event loop to come round, which under load (the loop busy with
+hundreds of requests) is what a batch's time went to. :class:`SQLiteBatchWriter` keeps one
+plain ``sqlite3`` connection in one thread of its own and runs a whole batch there as a single
+call: ``BEGIN IMMEDIATE``, the survey states, :func:`surveys.submission.batch_plan`'s reads and
+writes, ``COMMIT``. The event loop waits for one result per batch.
+
+It is a writer like any other on the file: other connections (the chat dialogs, the console,
+another process) wait for its transaction through SQLite's busy timeout, as it waits for theirs.
+``BEGIN IMMEDIATE`` takes the write lock first, so the batch's checks and writes see one state
+of the database. Errors come back as SQLAlchemy's ``IntegrityError`` / ``OperationalError``,
+which the group committer handles (retry one by one, retry later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sqlalchemy.engine import Dialect
+
+from storage.db import sqlite_pragmas
+from storage.types import UTCDateTime
+from surveys.state import state_is_open
+from surveys.submission import Submission, SubmitError, SubmitResult, batch_plan, run_batch_sync
+from surveys.submission_sql import SQLiteStatements, translated
+
+__all__ = ["SQLiteBatchWriter"]
+
+_STATES = (
+    "SELECT code, status, opens_at, closes_at FROM survey_state"
+    " WHERE code IN (SELECT value FROM json_each(?))"
+)
+
+
+class SQLiteBatchWriter:
+    """Stores batches of submissions on the SQLite file ``path`` from its own thread."""
+
+    def __init__(self, path: str, dialect: Dialect) -> None:
+        self._path = path
+        self._dialect = dialect
+        self._from_db = UTCDateTime().dialect_impl(dialect).result_processor(dialect, None)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pufa-submissions")
+        self._conn: sqlite3.Connection | None = None
+        self._sql: SQLiteStatements | None = None
+
+    async def store(self, items: Sequence[Submission]) -> list[SubmitResult | SubmitError]:
+        """Store ``items`` in one transaction (committed when this returns); their outcomes."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._store, list(items))
+
+    async def close(self) -> None:
+        """Close the connection and stop the thread."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._close)
+        self._executor.shutdown(wait=True)
+
+    def _connect(self) -> tuple[sqlite3.Connection, SQLiteStatements]:
+        if self._conn is None or self._sql is None:
+            # Autocommit mode: the transactions are the explicit BEGIN/COMMIT of each batch.
+            conn = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+            sqlite_pragmas(conn)
+            self._conn, self._sql = conn, SQLiteStatements(conn, self._dialect)
+        return self._conn, self._sql
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = self._sql = None
+
+    def _store(self, items: list[Submission]) -> list[SubmitResult | SubmitError]:
+        if not items:
+            return []
+        conn, sql = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            codes = sorted({item.survey.code for item in items})
+            rows = conn.execute(_STATES, (json.dumps(codes),)).fetchall()
+            now = items[0].now
+            now_open = {
+                code: state_is_open(status, self._time(opens), self._time(closes), now)
+                for code, status, opens, closes in rows
+            }
+            outcomes = run_batch_sync(batch_plan(items, now_open), sql)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise translated(exc, "submission batch") from exc
+            raise
+        return outcomes
+
+    def _time(self, value: Any) -> Any:
+        return None if value is None or self._from_db is None else self._from_db(value)

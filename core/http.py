@@ -145,10 +145,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         raise
     finally:
         if METRICS in request.app:
-            metrics = request.app[METRICS]
-            route = _route_name(request)
-            metrics.http_requests.labels(request.method, route, str(status)).inc()
-            metrics.http_latency.labels(route).observe(time.perf_counter() - started)
+            request.app[METRICS].observe_request(
+                request.method, _route_name(request), status, time.perf_counter() - started
+            )
 
 
 def _has_nul(request: web.Request) -> bool:

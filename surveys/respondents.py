@@ -8,7 +8,6 @@ Invitation tokens are stored as keyed hashes (:func:`invitation_hash`), never in
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 
@@ -22,7 +21,7 @@ def pseudonym(secret: bytes, kind: str, value: str) -> str:
     with an invitation token, ``"web"`` with the H5 page's browser cookie. Without the key the
     pseudonym cannot be linked back to the chat account.
     """
-    return hmac.new(secret, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(secret, f"{kind}:{value}".encode(), "sha256").hex()
 
 
 def invitation_hash(secret: bytes, token: str) -> str:

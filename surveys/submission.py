@@ -44,6 +44,7 @@ from surveys.submission_sql import SQLiteStatements, SubmissionSQL, submission_s
 __all__ = [
     "AlreadyAnswered",
     "BatchPlan",
+    "Checked",
     "IdempotencyKeyReused",
     "InvalidAnswers",
     "InvitationRequired",
@@ -153,6 +154,29 @@ class Submission:
     idempotency_key: str | None = None
     sample: bool = False
     token_hash: str | None = field(default=None, repr=False)
+    checked: Checked | None = field(default=None, repr=False)
+
+    def prepare(self) -> Checked:
+        """Validate, normalize and (with an idempotency key) fingerprint the answers, once:
+        the HTTP edge does it while it handles the request, so the batch that stores the
+        submission does not."""
+        if self.checked is None:
+            errors = validate_submission(self.survey, self.answers)
+            normal = None if errors else normalize_answers(self.survey, self.answers)
+            fingerprint = _fingerprint(self, normal) if self.idempotency_key else None
+            self.checked = Checked(errors, normal, fingerprint)
+        return self.checked
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A submission's answers checked (:meth:`Submission.prepare`): the errors (empty when
+    valid), the normalized answers (``None`` when invalid) and the request fingerprint (with an
+    idempotency key)."""
+
+    errors: Mapping[str, AnswerError]
+    normal: dict[str, Any] | None
+    fingerprint: str | None
 
 
 def request_fingerprint(item: Submission, errors: Mapping[str, AnswerError] | None = None) -> str:
@@ -275,15 +299,8 @@ def batch_plan(items: Sequence[Submission], now_open: Mapping[str, bool]) -> Bat
         for key, rid, town, stored_hash in (yield ("replays", (code, keys))):
             replays[(code, key)] = (rid, town, stored_hash)
     # Validation, normal form and fingerprint of every item, computed once.
-    checked: dict[int, Mapping[str, AnswerError]] = {}
-    normal: dict[int, dict[str, Any]] = {}
-    fingerprints: dict[int, str] = {}
-    for index, item in enumerate(items):
-        if item.idempotency_key:
-            checked[index] = found = validate_submission(item.survey, item.answers)
-            if not found:
-                normal[index] = normalize_answers(item.survey, item.answers)
-            fingerprints[index] = _fingerprint(item, normal.get(index))
+    checks = [item.prepare() for item in items]
+    fingerprints = {i: c.fingerprint for i, c in enumerate(checks) if c.fingerprint is not None}
 
     hashes = sorted({i.token_hash for i in items if i.token_hash})
     tokens = {row[1]: row for row in (yield ("tokens", (hashes,)))} if hashes else {}
@@ -341,15 +358,10 @@ def batch_plan(items: Sequence[Submission], now_open: Mapping[str, bool]) -> Bat
         if who in answered or who in taken_respondents:
             outcomes[index] = AlreadyAnswered(answered.get(who))
             continue
-        errors = checked.get(index)
-        if errors is None:
-            errors = validate_submission(item.survey, item.answers)
-        if errors:
-            outcomes[index] = InvalidAnswers(errors)
-            continue
-        clean = normal.get(index)
+        clean = checks[index].normal
         if clean is None:
-            clean = normalize_answers(item.survey, item.answers)
+            outcomes[index] = InvalidAnswers(checks[index].errors)
+            continue
         taken_respondents.add(who)
         if item.token_hash is not None:
             taken_tokens.add(item.token_hash)

@@ -3,8 +3,8 @@
 :func:`surveys.submission.submit_many` decides in Python which submissions of a batch are
 stored; this module does its reads and writes. Each is one fixed SQL statement per batch
 (per survey for the duplicate checks), whatever the batch size: the lists of keys go in as one
-JSON array (SQLite ``json_each``) or one array parameter (PostgreSQL ``= ANY`` / ``unnest``),
-and the answer rows as one ``executemany`` (SQLite) or one ``unnest`` insert (PostgreSQL).
+JSON array (SQLite ``json_each``) or one array parameter per column (PostgreSQL ``= ANY`` /
+``unnest``), rows to insert too.
 Going through SQLAlchemy's statement compilation and per-row parameter processing cost about
 half of the server's CPU per submission; this way the driver gets plain tuples.
 
@@ -109,9 +109,12 @@ _SQLITE = {
     "insert_responses": f"INSERT INTO survey_response ({', '.join(RESPONSE_COLUMNS)}) SELECT "
     + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(RESPONSE_COLUMNS)))
     + " FROM json_each(?) RETURNING id, survey, respondent",
-    "insert_answers": f"INSERT INTO survey_answer ({', '.join(ANSWER_COLUMNS)})"
-    f" VALUES ({', '.join('?' * len(ANSWER_COLUMNS))})",
-    "mark_used": "UPDATE survey_invitation SET used_at = ? WHERE id = ? AND used_at IS NULL",
+    "insert_answers": f"INSERT INTO survey_answer ({', '.join(ANSWER_COLUMNS)}) SELECT "
+    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(ANSWER_COLUMNS)))
+    + " FROM json_each(?)",
+    "mark_used": "UPDATE survey_invitation SET used_at = (SELECT json_extract(u.value, '$[1]')"
+    " FROM json_each(?1) AS u WHERE json_extract(u.value, '$[0]') = survey_invitation.id)"
+    " WHERE id IN (SELECT json_extract(value, '$[0]') FROM json_each(?1)) AND used_at IS NULL",
 }
 
 _PG = {
@@ -159,8 +162,15 @@ def translated(exc: Exception, statement: str) -> Exception:
 
 
 def _sqlite_statement(name: str, args: tuple[Any, ...], to_db: Any) -> tuple[str, Any, bool]:
-    """``(sql, params, many)`` of method ``name`` of :class:`SubmissionSQL` on SQLite;
-    ``to_db`` converts a timestamp to its stored form."""
+    """``(sql, params, count)`` of method ``name`` of :class:`SubmissionSQL` on SQLite
+    (``count``: the result is the number of rows changed, else the rows returned); ``to_db``
+    converts a timestamp to its stored form.
+
+    Every statement is one ``sqlite3_step`` whatever the batch size (rows travel as one JSON
+    array, unpacked by ``json_each``): the driver gives up the GIL once per statement rather
+    than once per row, and a thread that must win the GIL back from a busy event loop waits
+    up to the interpreter's switch interval each time.
+    """
     sql = _SQLITE[name]
     if name in ("replays", "answered"):
         survey, values = args
@@ -172,9 +182,9 @@ def _sqlite_statement(name: str, args: tuple[Any, ...], to_db: Any) -> tuple[str
         doc = [(*row[:last], to_db(row[last])) for row in args[0]]
         return sql, (json.dumps(doc, ensure_ascii=False),), False
     if name == "insert_answers":
-        return sql, args[0], True
+        return sql, (json.dumps(args[0], ensure_ascii=False),), True
     if name == "mark_used":
-        return sql, [(to_db(now), ident) for ident, now in args[0]], True
+        return sql, (json.dumps([(ident, to_db(now)) for ident, now in args[0]]),), True
     raise ValueError(f"unknown statement {name}")
 
 
@@ -193,10 +203,10 @@ class _SQLite:
         self._time = _sqlite_time(dialect)
 
     async def _run(self, name: str, *args: Any) -> Any:
-        sql, params, many = _sqlite_statement(name, args, self._time)
+        sql, params, count = _sqlite_statement(name, args, self._time)
         try:
-            if many:
-                return int((await self._db.executemany(sql, params)).rowcount)
+            if count:
+                return int((await self._db.execute(sql, params)).rowcount)
             return list(await self._db.execute_fetchall(sql, params))
         except sqlite3.Error as exc:
             raise translated(exc, sql) from exc
@@ -231,10 +241,10 @@ class SQLiteStatements:
 
     def run(self, name: str, args: tuple[Any, ...]) -> Any:
         """Run method ``name`` of :class:`SubmissionSQL` with ``args``; its result."""
-        sql, params, many = _sqlite_statement(name, args, self._time)
+        sql, params, count = _sqlite_statement(name, args, self._time)
         try:
-            if many:
-                return self._conn.executemany(sql, params).rowcount
+            if count:
+                return self._conn.execute(sql, params).rowcount
             return self._conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise translated(exc, sql) from exc

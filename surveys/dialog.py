@@ -35,7 +35,7 @@ from sqlmodel import col
 from core.dialog import BAD_BUTTON, STALE_BUTTON, DialogRegistry, Step
 from core.i18n import N_
 from storage.models import Township
-from storage.models_surveys import SurveyInvitation, SurveyResponse
+from storage.models_surveys import SurveyInvitation
 from surveys.engine import ErrorCode, next_question, progress, validate_answer
 from surveys.respondents import invitation_hash, pseudonym
 from surveys.schema import OPEN_AUDIENCES, Question, Survey, localized
@@ -49,6 +49,7 @@ from surveys.submission import (
     TokenUsed,
     submit_response,
 )
+from surveys.submission_sql import submission_sql
 
 __all__ = ["SurveyFlow", "install", "respondent_for", "start_survey"]
 
@@ -382,14 +383,8 @@ async def start_survey(
 async def _already_answered(step: Step, code: str) -> bool:
 
     respondent = respondent_for(step.runtime.secret, step.inbound.channel, step.inbound.external_id)
-    found = (
-        await step.session.execute(
-            select(col(SurveyResponse.id)).where(
-                col(SurveyResponse.survey) == code, col(SurveyResponse.respondent) == respondent
-            )
-        )
-    ).first()
-    return found is not None
+    sql = await submission_sql(step.session)
+    return bool(await sql.answered(code, [respondent]))
 
 
 async def _cmd_survey(step: Step, args: str) -> None:

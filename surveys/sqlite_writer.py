@@ -17,26 +17,18 @@ which the group committer handles (retry one by one, retry later).
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from sqlalchemy.engine import Dialect
 
 from storage.db import sqlite_pragmas
-from storage.types import UTCDateTime
 from surveys.state import state_is_open
 from surveys.submission import Submission, SubmitError, SubmitResult, batch_plan, run_batch_sync
 from surveys.submission_sql import SQLiteStatements, translated
 
 __all__ = ["SQLiteBatchWriter"]
-
-_STATES = (
-    "SELECT code, status, opens_at, closes_at FROM survey_state"
-    " WHERE code IN (SELECT value FROM json_each(?))"
-)
 
 
 class SQLiteBatchWriter:
@@ -45,7 +37,6 @@ class SQLiteBatchWriter:
     def __init__(self, path: str, dialect: Dialect) -> None:
         self._path = path
         self._dialect = dialect
-        self._from_db = UTCDateTime().dialect_impl(dialect).result_processor(dialect, None)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pufa-submissions")
         self._conn: sqlite3.Connection | None = None
         self._sql: SQLiteStatements | None = None
@@ -80,12 +71,12 @@ class SQLiteBatchWriter:
         conn, sql = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            codes = sorted({item.survey.code for item in items})
-            rows = conn.execute(_STATES, (json.dumps(codes),)).fetchall()
             now = items[0].now
             now_open = {
-                code: state_is_open(status, self._time(opens), self._time(closes), now)
-                for code, status, opens, closes in rows
+                code: state_is_open(status, opens, closes, now)
+                for code, status, opens, closes in sql.states(
+                    sorted({i.survey.code for i in items})
+                )
             }
             outcomes = run_batch_sync(batch_plan(items, now_open), sql)
             conn.execute("COMMIT")
@@ -96,6 +87,3 @@ class SQLiteBatchWriter:
                 raise translated(exc, "submission batch") from exc
             raise
         return outcomes
-
-    def _time(self, value: Any) -> Any:
-        return None if value is None or self._from_db is None else self._from_db(value)

@@ -16,6 +16,7 @@ from sqlmodel import col
 
 from storage.models_surveys import SurveyResponse, SurveyState
 from surveys.schema import Survey
+from surveys.submission_sql import submission_sql
 
 __all__ = ["open_states", "response_counts", "state_is_open", "survey_is_open", "sync_catalog"]
 
@@ -36,17 +37,16 @@ def state_is_open(
 
 
 async def survey_is_open(session: AsyncSession, code: str, now: datetime) -> bool:
-    """Whether survey ``code`` accepts answers at ``now`` (``False`` for an unknown code)."""
-    row = (
-        await session.execute(
-            select(
-                col(SurveyState.status), col(SurveyState.opens_at), col(SurveyState.closes_at)
-            ).where(col(SurveyState.code) == code)
-        )
-    ).one_or_none()
-    if row is None:
+    """Whether survey ``code`` accepts answers at ``now`` (``False`` for an unknown code).
+
+    One statement on the session's driver connection (a chat step asks it for every survey
+    link, and through SQLAlchemy's SQLite adapter a query costs several trips to the driver's
+    thread)."""
+    rows = await (await submission_sql(session)).states([code])
+    if not rows:
         return False
-    return state_is_open(row.status, row.opens_at, row.closes_at, now)
+    _, status, opens_at, closes_at = rows[0]
+    return state_is_open(status, opens_at, closes_at, now)
 
 
 async def open_states(session: AsyncSession, codes: set[str], now: datetime) -> dict[str, bool]:

@@ -72,6 +72,10 @@ _PG_ANSWER_TYPES = ("bigint",) + ("text",) * 6 + ("boolean",)
 class SubmissionSQL(Protocol):
     """The reads and writes of one submission batch (rows are plain tuples)."""
 
+    async def states(self, codes: Sequence[str]) -> list[Any]:
+        """``(code, status, opens_at, closes_at)`` of the surveys ``codes`` (aware datetimes)."""
+        ...
+
     async def replays(self, survey: str, keys: Sequence[str]) -> list[Any]:
         """``(idempotency_key, id, township, request_hash)`` of stored responses of ``survey``
         with one of ``keys``."""
@@ -100,6 +104,8 @@ class SubmissionSQL(Protocol):
 
 
 _SQLITE = {
+    "states": "SELECT code, status, opens_at, closes_at FROM survey_state"
+    " WHERE code IN (SELECT value FROM json_each(?))",
     "replays": "SELECT idempotency_key, id, township, request_hash FROM survey_response"
     " WHERE survey = ? AND idempotency_key IN (SELECT value FROM json_each(?))",
     "answered": "SELECT respondent, id FROM survey_response"
@@ -118,6 +124,8 @@ _SQLITE = {
 }
 
 _PG = {
+    "states": "SELECT code, status, opens_at, closes_at FROM survey_state"
+    " WHERE code = ANY($1::text[])",
     "replays": "SELECT idempotency_key, id, township, request_hash FROM survey_response"
     " WHERE survey = $1 AND idempotency_key = ANY($2::text[])",
     "answered": "SELECT respondent, id FROM survey_response"
@@ -175,7 +183,7 @@ def _sqlite_statement(name: str, args: tuple[Any, ...], to_db: Any) -> tuple[str
     if name in ("replays", "answered"):
         survey, values = args
         return sql, (survey, json.dumps(list(values))), False
-    if name == "tokens":
+    if name in ("tokens", "states"):
         return sql, (json.dumps(list(args[0])),), False
     if name == "insert_responses":
         last = len(RESPONSE_COLUMNS) - 1
@@ -186,6 +194,18 @@ def _sqlite_statement(name: str, args: tuple[Any, ...], to_db: Any) -> tuple[str
     if name == "mark_used":
         return sql, (json.dumps([(ident, to_db(now)) for ident, now in args[0]]),), True
     raise ValueError(f"unknown statement {name}")
+
+
+def _sqlite_states(rows: list[Any], from_db: Any) -> list[Any]:
+    """Survey state rows with their stored timestamps as aware datetimes."""
+    return [
+        (code, status, _or_none(from_db, opens), _or_none(from_db, closes))
+        for code, status, opens, closes in rows
+    ]
+
+
+def _or_none(convert: Any, value: Any) -> Any:
+    return None if value is None else convert(value)
 
 
 def _sqlite_time(dialect: Any) -> Any:
@@ -201,6 +221,10 @@ class _SQLite:
     def __init__(self, driver: Any, dialect: Any) -> None:
         self._db = driver
         self._time = _sqlite_time(dialect)
+        self._from_db = UTCDateTime().dialect_impl(dialect).result_processor(dialect, None)
+
+    async def states(self, codes: Sequence[str]) -> list[Any]:
+        return _sqlite_states(cast(list[Any], await self._run("states", codes)), self._from_db)
 
     async def _run(self, name: str, *args: Any) -> Any:
         sql, params, count = _sqlite_statement(name, args, self._time)
@@ -238,6 +262,11 @@ class SQLiteStatements:
     def __init__(self, conn: sqlite3.Connection, dialect: Any) -> None:
         self._conn = conn
         self._time = _sqlite_time(dialect)
+        self._from_db = UTCDateTime().dialect_impl(dialect).result_processor(dialect, None)
+
+    def states(self, codes: Sequence[str]) -> list[Any]:
+        """``(code, status, opens_at, closes_at)`` of the surveys ``codes``."""
+        return _sqlite_states(self.run("states", (codes,)), self._from_db)
 
     def run(self, name: str, args: tuple[Any, ...]) -> Any:
         """Run method ``name`` of :class:`SubmissionSQL` with ``args``; its result."""
@@ -262,6 +291,16 @@ class _Postgres:
         except Exception as exc:
             raise translated(exc, _PG[name]) from exc
 
+    async def _write(self, name: str, *params: Any) -> list[Any]:
+        if not self._pg.is_in_transaction():
+            # SQLAlchemy starts the transaction with the session's first statement; a write
+            # sent before it would commit on its own.
+            raise RuntimeError("submission writes need the session's transaction started")
+        return await self._fetch(name, *params)
+
+    async def states(self, codes: Sequence[str]) -> list[Any]:
+        return await self._fetch("states", list(codes))
+
     async def replays(self, survey: str, keys: Sequence[str]) -> list[Any]:
         return await self._fetch("replays", survey, list(keys))
 
@@ -272,23 +311,23 @@ class _Postgres:
         return await self._fetch("tokens", list(hashes))
 
     async def insert_responses(self, rows: Sequence[tuple[Any, ...]]) -> list[Any]:
-        return await self._fetch("insert_responses", *(list(c) for c in zip(*rows, strict=True)))
+        return await self._write("insert_responses", *(list(c) for c in zip(*rows, strict=True)))
 
     async def insert_answers(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        await self._fetch("insert_answers", *(list(c) for c in zip(*rows, strict=True)))
+        await self._write("insert_answers", *(list(c) for c in zip(*rows, strict=True)))
 
     async def mark_used(self, rows: Sequence[tuple[int, datetime]]) -> int:
         ids = [ident for ident, _ in rows]
         times = [now for _, now in rows]
-        return len(await self._fetch("mark_used", ids, times))
+        return len(await self._write("mark_used", ids, times))
 
 
 async def submission_sql(session: AsyncSession) -> SubmissionSQL:
     """The batch statements on ``session``'s driver connection, inside its transaction.
 
-    Call it after the session ran a statement of the transaction (on PostgreSQL the
-    transaction starts with SQLAlchemy's first statement; statements sent before it would
-    each commit on their own, so this refuses to hand out the connection then).
+    Reads may come first; writes need a statement of the transaction run through the session
+    before them (on PostgreSQL the transaction starts with SQLAlchemy's first statement;
+    writes sent before it would each commit on their own, so they are refused then).
     """
     conn = await session.connection()
     raw = await conn.get_raw_connection()
@@ -297,8 +336,6 @@ async def submission_sql(session: AsyncSession) -> SubmissionSQL:
     if dialect.driver == "aiosqlite":
         return _SQLite(driver, dialect)
     if dialect.driver == "asyncpg":
-        if not driver.is_in_transaction():
-            raise RuntimeError("submission statements need the session's transaction started")
         return _Postgres(driver)
     raise RuntimeError(
         f"storing submissions needs sqlite+aiosqlite or postgresql+asyncpg, not {dialect.name}"

@@ -48,6 +48,14 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         engine = _create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         return engine
+    # Plan every execution for its parameters and the tables as they are now. A generic plan,
+    # cached per connection after a statement's fifth run until the next ANALYZE, made while a
+    # new survey's tables had no statistics, took any index on ``survey`` for a unique lookup
+    # and filtered every response of the survey for each batch of submissions.
+    connect_args = kwargs.setdefault("connect_args", {})
+    connect_args.setdefault("server_settings", {}).setdefault(
+        "plan_cache_mode", "force_custom_plan"
+    )
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)

@@ -51,7 +51,6 @@ class SurveyResponse(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("survey", "respondent", name="uq_response_respondent"),
         UniqueConstraint("survey", "idempotency_key", name="uq_response_idempotency"),
-        Index("ix_response_survey_created", "survey", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -126,12 +126,19 @@ _SQLITE = {
 _PG = {
     "states": "SELECT code, status, opens_at, closes_at FROM survey_state"
     " WHERE code = ANY($1::text[])",
-    "replays": "SELECT idempotency_key, id, township, request_hash FROM survey_response"
-    " WHERE survey = $1 AND idempotency_key = ANY($2::text[])",
-    "answered": "SELECT respondent, id FROM survey_response"
-    " WHERE survey = $1 AND respondent = ANY($2::text[])",
-    "tokens": "SELECT id, token_hash, survey, township, used_at FROM survey_invitation"
-    " WHERE token_hash = ANY($1::text[])",
+    # Each key is looked up on its own (a LATERAL subquery, kept from being flattened into a
+    # join by OFFSET 0) with an equality on every column of a unique index. With
+    # "= ANY(array)", the plan made while a new survey's table had no statistics descended
+    # the index by survey alone and filtered every response of the survey for each batch.
+    "replays": "SELECT r.idempotency_key, r.id, r.township, r.request_hash"
+    " FROM unnest($2::text[]) AS k(v) CROSS JOIN LATERAL (SELECT * FROM survey_response"
+    " WHERE survey = $1 AND idempotency_key = k.v OFFSET 0) AS r",
+    "answered": "SELECT r.respondent, r.id FROM unnest($2::text[]) AS k(v) CROSS JOIN LATERAL"
+    " (SELECT respondent, id FROM survey_response WHERE survey = $1 AND respondent = k.v"
+    " OFFSET 0) AS r",
+    "tokens": "SELECT i.id, i.token_hash, i.survey, i.township, i.used_at"
+    " FROM unnest($1::text[]) AS k(v) CROSS JOIN LATERAL (SELECT * FROM survey_invitation"
+    " WHERE token_hash = k.v OFFSET 0) AS i",
     "insert_responses": f"INSERT INTO survey_response ({', '.join(RESPONSE_COLUMNS)})"
     " SELECT * FROM unnest("
     + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_PG_RESPONSE_TYPES))
@@ -208,11 +215,15 @@ def _or_none(convert: Any, value: Any) -> Any:
     return None if value is None else convert(value)
 
 
-def _sqlite_time(dialect: Any) -> Any:
-    """A timestamp's stored form on SQLite (SQLAlchemy's own conversion), memoized: a response
-    and its token's use carry the same timestamp."""
-    to_db = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
-    return functools.lru_cache(maxsize=1024)(to_db or (lambda v: v))
+@functools.lru_cache(maxsize=8)
+def _sqlite_times(dialect: Any) -> tuple[Any, Any]:
+    """``(to_db, from_db)``: a timestamp to and from its stored form on SQLite (SQLAlchemy's own
+    conversions, built once per dialect; ``to_db`` memoized, as a response and its token's
+    use carry the same timestamp)."""
+    impl = UTCDateTime().dialect_impl(dialect)
+    to_db = impl.bind_processor(dialect) or (lambda v: v)
+    from_db = impl.result_processor(dialect, None) or (lambda v: v)
+    return functools.lru_cache(maxsize=1024)(to_db), from_db
 
 
 class _SQLite:
@@ -220,8 +231,7 @@ class _SQLite:
 
     def __init__(self, driver: Any, dialect: Any) -> None:
         self._db = driver
-        self._time = _sqlite_time(dialect)
-        self._from_db = UTCDateTime().dialect_impl(dialect).result_processor(dialect, None)
+        self._time, self._from_db = _sqlite_times(dialect)
 
     async def states(self, codes: Sequence[str]) -> list[Any]:
         return _sqlite_states(cast(list[Any], await self._run("states", codes)), self._from_db)
@@ -261,8 +271,7 @@ class SQLiteStatements:
 
     def __init__(self, conn: sqlite3.Connection, dialect: Any) -> None:
         self._conn = conn
-        self._time = _sqlite_time(dialect)
-        self._from_db = UTCDateTime().dialect_impl(dialect).result_processor(dialect, None)
+        self._time, self._from_db = _sqlite_times(dialect)
 
     def states(self, codes: Sequence[str]) -> list[Any]:
         """``(code, status, opens_at, closes_at)`` of the surveys ``codes``."""

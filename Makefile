@@ -73,7 +73,7 @@ wrk:
 	  || echo "could not install wrk; the wrk-driven benchmarks are skipped"; \
 	else echo "no apt-get: install wrk by hand for the benchmarks"; fi
 
-## make bench: every benchmark next to its baseline, one table, bench/results.json (~15 min)
+## make bench: every benchmark next to its baseline, one table, bench/results.json (~12 min)
 bench: $(STAMP) $(MO) wrk
 	$(BIN)/python -m bench
 

@@ -39,7 +39,7 @@ from storage.models_surveys import SurveyInvitation
 from surveys.engine import ErrorCode, next_question, progress, validate_answer
 from surveys.respondents import invitation_hash, pseudonym
 from surveys.schema import OPEN_AUDIENCES, Question, Survey, localized
-from surveys.state import survey_is_open
+from surveys.state import has_answered, survey_is_open
 from surveys.submission import (
     AlreadyAnswered,
     InvitationRequired,
@@ -49,7 +49,6 @@ from surveys.submission import (
     TokenUsed,
     submit_response,
 )
-from surveys.submission_sql import submission_sql
 
 __all__ = ["SurveyFlow", "install", "respondent_for", "start_survey"]
 
@@ -383,8 +382,7 @@ async def start_survey(
 async def _already_answered(step: Step, code: str) -> bool:
 
     respondent = respondent_for(step.runtime.secret, step.inbound.channel, step.inbound.external_id)
-    sql = await submission_sql(step.session)
-    return bool(await sql.answered(code, [respondent]))
+    return await has_answered(step.session, code, respondent)
 
 
 async def _cmd_survey(step: Step, args: str) -> None:

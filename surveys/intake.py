@@ -22,11 +22,12 @@ from core.clock import utcnow
 from core.http import client_address
 from core.i18n import N_, Translator
 from storage.models import Township
-from storage.models_surveys import SurveyResponse, SurveyState
+from storage.models_surveys import SurveyState
 from surveys.engine import AnswerError, ErrorCode
 from surveys.keys import COMMITTER, RATE_LIMITER, SURVEYS, TOWNSHIP_CACHE
 from surveys.respondents import invitation_hash, pseudonym
 from surveys.schema import Survey
+from surveys.state import has_answered
 from surveys.submission import InvitationRequired, Submission, SubmitError, SubmitResult
 
 __all__ = [
@@ -132,18 +133,10 @@ def browser_respondent(request: web.Request) -> str | None:
 
 
 async def already_answered(request: web.Request, survey: str, respondent: str) -> bool:
-    """Whether ``respondent`` (a pseudonym) has a stored response to ``survey`` (one lookup on
-    the unique index ``(survey, respondent)``)."""
+    """Whether ``respondent`` (a pseudonym) has a stored response to ``survey``
+    (:func:`surveys.state.has_answered` in a session of its own)."""
     async with request.app[SESSIONS]() as session:
-        found = (
-            await session.execute(
-                select(col(SurveyResponse.id)).where(
-                    col(SurveyResponse.survey) == survey,
-                    col(SurveyResponse.respondent) == respondent,
-                )
-            )
-        ).first()
-    return found is not None
+        return await has_answered(session, survey, respondent)
 
 
 def set_respondent_cookie(response: web.StreamResponse, value: str | None) -> None:

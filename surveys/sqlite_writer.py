@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy.engine import Dialect
 
 from storage.db import sqlite_pragmas
-from surveys.state import state_is_open
+from surveys.state import open_by_code
 from surveys.submission import Submission, SubmitError, SubmitResult, batch_plan, run_batch_sync
 from surveys.submission_sql import SQLiteStatements, translated
 
@@ -71,13 +71,8 @@ class SQLiteBatchWriter:
         conn, sql = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            now = items[0].now
-            now_open = {
-                code: state_is_open(status, opens, closes, now)
-                for code, status, opens, closes in sql.states(
-                    sorted({i.survey.code for i in items})
-                )
-            }
+            codes = sorted({i.survey.code for i in items})
+            now_open = open_by_code(sql.states(codes), items[0].now)
             outcomes = run_batch_sync(batch_plan(items, now_open), sql)
             conn.execute("COMMIT")
         except BaseException as exc:

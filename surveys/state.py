@@ -6,7 +6,7 @@ A survey's row holds its answering window (from the YAML catalog, synced by
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +18,15 @@ from storage.models_surveys import SurveyResponse, SurveyState
 from surveys.schema import Survey
 from surveys.submission_sql import submission_sql
 
-__all__ = ["open_states", "response_counts", "state_is_open", "survey_is_open", "sync_catalog"]
+__all__ = [
+    "has_answered",
+    "open_by_code",
+    "open_states",
+    "response_counts",
+    "state_is_open",
+    "survey_is_open",
+    "sync_catalog",
+]
 
 
 def state_is_open(
@@ -36,6 +44,11 @@ def state_is_open(
     return closes_at is None or now < closes_at
 
 
+def open_by_code(rows: Iterable[Any], now: datetime) -> dict[str, bool]:
+    """``{code: takes answers at now}`` for ``(code, status, opens_at, closes_at)`` rows."""
+    return {code: state_is_open(status, opens, closes, now) for code, status, opens, closes in rows}
+
+
 async def survey_is_open(session: AsyncSession, code: str, now: datetime) -> bool:
     """Whether survey ``code`` accepts answers at ``now`` (``False`` for an unknown code).
 
@@ -43,13 +56,18 @@ async def survey_is_open(session: AsyncSession, code: str, now: datetime) -> boo
     link, and through SQLAlchemy's SQLite adapter a query costs several trips to the driver's
     thread)."""
     rows = await (await submission_sql(session)).states([code])
-    if not rows:
-        return False
-    _, status, opens_at, closes_at = rows[0]
-    return state_is_open(status, opens_at, closes_at, now)
+    return open_by_code(rows, now).get(code, False)
+
+
+async def has_answered(session: AsyncSession, survey: str, respondent: str) -> bool:
+    """Whether ``respondent`` (a pseudonym) has a stored response to ``survey``: one lookup on
+    the unique index ``(survey, respondent)``, the statement a submission batch checks with."""
+    return bool(await (await submission_sql(session)).answered(survey, [respondent]))
 
 
 async def open_states(session: AsyncSession, codes: set[str], now: datetime) -> dict[str, bool]:
+    """:func:`open_by_code` for ``codes``, read through the session (so, on PostgreSQL, it is
+    the statement that starts the session's transaction)."""
     rows = await session.execute(
         select(
             col(SurveyState.code),
@@ -58,7 +76,7 @@ async def open_states(session: AsyncSession, codes: set[str], now: datetime) -> 
             col(SurveyState.closes_at),
         ).where(col(SurveyState.code).in_(codes))
     )
-    return {r.code: state_is_open(r.status, r.opens_at, r.closes_at, now) for r in rows}
+    return open_by_code(rows, now)
 
 
 async def response_counts(session: AsyncSession, *, sample: bool = False) -> dict[str, int]:

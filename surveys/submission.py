@@ -157,9 +157,9 @@ class Submission:
     checked: Checked | None = field(default=None, repr=False)
 
     def prepare(self) -> Checked:
-        """Validate, normalize and (with an idempotency key) fingerprint the answers, once:
-        the HTTP edge does it while it handles the request, so the batch that stores the
-        submission does not."""
+        """Validate, normalize and (with an idempotency key) fingerprint the answers, once, and
+        keep the result (``checked``); set ``token_hash`` and ``township_code`` first, as the
+        fingerprint covers them."""
         if self.checked is None:
             errors = validate_submission(self.survey, self.answers)
             normal = None if errors else normalize_answers(self.survey, self.answers)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.orm import Session
@@ -39,6 +39,15 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     sqlite_pragmas(dbapi_connection)
 
 
+POSTGRES_SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
+"""Session settings of every PostgreSQL connection pufa opens (see :func:`create_engine`)."""
+
+
+def asyncpg_dsn(url: URL) -> str:
+    """The ``asyncpg`` connection string of the SQLAlchemy ``postgresql+asyncpg`` URL ``url``."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """Create the async engine for ``url`` with the pragmas and pool settings pufa relies on."""
     parsed = make_url(url)
@@ -53,9 +62,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # new survey's tables had no statistics, took any index on ``survey`` for a unique lookup
     # and filtered every response of the survey for each batch of submissions.
     connect_args = kwargs.setdefault("connect_args", {})
-    connect_args.setdefault("server_settings", {}).setdefault(
-        "plan_cache_mode", "force_custom_plan"
-    )
+    server_settings = connect_args.setdefault("server_settings", {})
+    for name, value in POSTGRES_SERVER_SETTINGS.items():
+        server_settings.setdefault(name, value)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)

@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from core.appkeys import ENGINE, METRICS, SESSIONS, SETTINGS
+from storage.db import asyncpg_dsn
 from surveys.api import API_ROUTES
 from surveys.committer import GroupCommitter
 from surveys.h5.views import setup as setup_pages
 from surveys.keys import COMMITTER, RATE_LIMITER, SURVEYS, TOWNSHIP_CACHE
+from surveys.postgres_writer import PostgresBatchWriter
 from surveys.ratelimit import OpenLinkLimits
 from surveys.schema import Survey
 from surveys.sqlite_writer import SQLiteBatchWriter
@@ -23,7 +25,7 @@ COMMIT_WORKERS_POSTGRES = 4
 
 async def _committer_ctx(app: web.Application) -> AsyncIterator[None]:
     engine = app[ENGINE]
-    writer: SQLiteBatchWriter | None = None
+    writer: SQLiteBatchWriter | PostgresBatchWriter | None = None
     if engine.dialect.name == "sqlite":
         # One writer at a time on SQLite: one worker, whose batches run in a thread of their
         # own. PostgreSQL overlaps batches on separate connections.
@@ -32,7 +34,11 @@ async def _committer_ctx(app: web.Application) -> AsyncIterator[None]:
         if path and path != ":memory:":
             writer = SQLiteBatchWriter(path, engine.dialect)
     else:
+        # Several batches at once on PostgreSQL, each on a connection of the writer's own,
+        # whose round trips run on an event loop that serves nothing else.
         workers = COMMIT_WORKERS_POSTGRES
+        if engine.dialect.driver == "asyncpg":
+            writer = PostgresBatchWriter(asyncpg_dsn(engine.url), workers)
     committer = GroupCommitter(
         app[SESSIONS],
         metrics=app.get(METRICS),

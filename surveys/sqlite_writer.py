@@ -4,8 +4,8 @@ Through the async driver every statement of a batch is a trip to the driver's th
 and each trip waits for the event loop to come round, which under load (the loop busy with
 hundreds of requests) is what a batch's time went to. :class:`SQLiteBatchWriter` keeps one
 plain ``sqlite3`` connection in one thread of its own and runs a whole batch there as a single
-call: ``BEGIN IMMEDIATE``, the survey states, :func:`surveys.submission.batch_plan`'s reads and
-writes, ``COMMIT``. The event loop waits for one result per batch.
+call: ``BEGIN IMMEDIATE``, :func:`surveys.submission.batch_plan`'s lookup (the survey states
+with it) and write, ``COMMIT``. The event loop waits for one result per batch.
 
 It is a writer like any other on the file: other connections (the chat dialogs, the console,
 another process) wait for its transaction through SQLite's busy timeout, as it waits for theirs.
@@ -24,7 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy.engine import Dialect
 
 from storage.db import sqlite_pragmas
-from surveys.state import open_by_code
 from surveys.submission import Submission, SubmitError, SubmitResult, batch_plan, run_batch_sync
 from surveys.submission_sql import SQLiteStatements, translated
 
@@ -71,9 +70,7 @@ class SQLiteBatchWriter:
         conn, sql = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            codes = sorted({i.survey.code for i in items})
-            now_open = open_by_code(sql.states(codes), items[0].now)
-            outcomes = run_batch_sync(batch_plan(items, now_open), sql)
+            outcomes = run_batch_sync(batch_plan(items), sql)
             conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:

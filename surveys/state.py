@@ -16,7 +16,7 @@ from sqlmodel import col
 
 from storage.models_surveys import SurveyResponse, SurveyState
 from surveys.schema import Survey
-from surveys.submission_sql import submission_sql
+from surveys.submission_sql import Lookup, submission_sql
 
 __all__ = [
     "has_answered",
@@ -55,14 +55,15 @@ async def survey_is_open(session: AsyncSession, code: str, now: datetime) -> boo
     One statement on the session's driver connection (a chat step asks it for every survey
     link, and through SQLAlchemy's SQLite adapter a query costs several trips to the driver's
     thread)."""
-    rows = await (await submission_sql(session)).states([code])
-    return open_by_code(rows, now).get(code, False)
+    found = await (await submission_sql(session)).lookup(Lookup(codes=[code]))
+    return open_by_code(found.states, now).get(code, False)
 
 
 async def has_answered(session: AsyncSession, survey: str, respondent: str) -> bool:
     """Whether ``respondent`` (a pseudonym) has a stored response to ``survey``: one lookup on
     the unique index ``(survey, respondent)``, the statement a submission batch checks with."""
-    return bool(await (await submission_sql(session)).answered(survey, [respondent]))
+    found = await (await submission_sql(session)).lookup(Lookup(respondents=[(survey, respondent)]))
+    return bool(found.answered)
 
 
 async def open_states(session: AsyncSession, codes: set[str], now: datetime) -> dict[str, bool]:

@@ -32,14 +32,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from surveys.engine import AnswerError, normalize_answers, validate_submission
 from surveys.respondents import invitation_hash
 from surveys.schema import Survey
-from surveys.state import open_states
-from surveys.submission_sql import SQLiteStatements, SubmissionSQL, submission_sql
+from surveys.state import open_by_code, open_states
+from surveys.submission_sql import (
+    Found,
+    Lookup,
+    SQLiteStatements,
+    SubmissionSQL,
+    Writes,
+    submission_sql,
+)
 
 __all__ = [
     "AlreadyAnswered",
@@ -280,38 +286,36 @@ async def submit_many(
     return await run_batch(batch_plan(items, now_open), await submission_sql(session))
 
 
-def batch_plan(items: Sequence[Submission], now_open: Mapping[str, bool]) -> BatchPlan:
+def batch_plan(
+    items: Sequence[Submission], now_open: Mapping[str, bool] | None = None
+) -> BatchPlan:
     """The decisions of :func:`submit_many` for ``items``, as a generator of statements.
 
-    It yields each read or write it needs as ``(method, args)`` of
-    :class:`~surveys.submission_sql.SubmissionSQL`, receives the method's result and returns
-    the outcomes. Keeping the decisions free of I/O lets one implementation run on an async
-    driver (:func:`run_batch`) and, in one hand-off, on a SQLite connection in its own thread
-    (:mod:`surveys.sqlite_writer`). ``now_open`` tells which surveys take answers now.
+    It yields its one read and its one write as ``(method, args)`` of
+    :class:`~surveys.submission_sql.SubmissionSQL` (``lookup``, then ``write`` when something
+    is stored), receives the method's result and returns the outcomes. Keeping the decisions
+    free of I/O lets one implementation run on an async driver (:func:`run_batch`) and, in one
+    hand-off, on a connection of a writer's own (:mod:`surveys.sqlite_writer`,
+    :mod:`surveys.postgres_writer`). ``now_open`` tells which surveys take answers now; without
+    it the lookup reads the surveys' states too.
     """
     outcomes: list[SubmitResult | SubmitError | None] = [None] * len(items)
-    keyed: dict[str, list[str]] = {}
-    for i in items:
-        if i.idempotency_key:
-            keyed.setdefault(i.survey.code, []).append(i.idempotency_key)
-    replays: dict[tuple[str, str], tuple[int, str | None, str | None]] = {}
-    for code, keys in keyed.items():
-        for key, rid, town, stored_hash in (yield ("replays", (code, keys))):
-            replays[(code, key)] = (rid, town, stored_hash)
+    codes = sorted({i.survey.code for i in items})
+    query = Lookup(
+        codes=codes if now_open is None else (),
+        keys=sorted({(i.survey.code, i.idempotency_key) for i in items if i.idempotency_key}),
+        respondents=sorted({(i.survey.code, i.respondent) for i in items}),
+        hashes=sorted({i.token_hash for i in items if i.token_hash}),
+    )
+    found: Found = yield ("lookup", (query,))
+    if now_open is None:
+        now_open = open_by_code(found.states, items[0].now)
+    replays = {(code, key): (rid, town, stored) for code, key, rid, town, stored in found.replays}
+    tokens = {row[1]: row for row in found.tokens}
+    answered = {(code, respondent): rid for code, respondent, rid in found.answered}
     # Validation, normal form and fingerprint of every item, computed once.
     checks = [item.prepare() for item in items]
     fingerprints = {i: c.fingerprint for i, c in enumerate(checks) if c.fingerprint is not None}
-
-    hashes = sorted({i.token_hash for i in items if i.token_hash})
-    tokens = {row[1]: row for row in (yield ("tokens", (hashes,)))} if hashes else {}
-
-    answered: dict[tuple[str, str], int] = {}
-    by_survey: dict[str, list[str]] = {}
-    for i in items:
-        by_survey.setdefault(i.survey.code, []).append(i.respondent)
-    for code, respondents in by_survey.items():
-        for respondent, rid in (yield ("answered", (code, respondents))):
-            answered[(code, respondent)] = rid
 
     # Decide every item; collect the rows to write.
     to_insert: list[tuple[int, Submission, dict[str, Any], int | None, str | None]] = []
@@ -370,7 +374,9 @@ def batch_plan(items: Sequence[Submission], now_open: Mapping[str, bool]) -> Bat
         to_insert.append((index, item, clean, invitation_id, township))
 
     if to_insert:
-        yield from _write(to_insert, fingerprints, outcomes)
+        ids = yield ("write", (_writes(to_insert, fingerprints),))
+        for (index, item, _, _, township), rid in zip(to_insert, ids, strict=True):
+            outcomes[index] = SubmitResult(rid, True, item.survey.code, township)
 
     for index, first in replay_of.items():
         earlier = outcomes[first]
@@ -383,57 +389,37 @@ def batch_plan(items: Sequence[Submission], now_open: Mapping[str, bool]) -> Bat
     return [o if o is not None else SubmitError("not processed") for o in outcomes]
 
 
-def _write(
+def _writes(
     to_insert: list[tuple[int, Submission, dict[str, Any], int | None, str | None]],
     fingerprints: dict[int, str],
-    outcomes: list[SubmitResult | SubmitError | None],
-) -> Generator[tuple[str, tuple[Any, ...]], Any, None]:
-    """Insert the accepted responses, their answers and the tokens' use; fill ``outcomes``."""
-    response_rows = [
-        (
-            item.survey.code,
-            item.respondent,
-            item.channel,
-            township,
-            item.locale,
-            item.idempotency_key,
-            fingerprints.get(index),
-            invitation_id,
-            item.sample,
-            item.now,
+) -> Writes:
+    """The rows of the accepted responses and their answers (one per option chosen)."""
+    responses: list[tuple[Any, ...]] = []
+    answers: list[tuple[int, str, str | None, str | None]] = []
+    for position, (index, item, clean, invitation_id, township) in enumerate(to_insert):
+        responses.append(
+            (
+                item.survey.code,
+                item.respondent,
+                item.channel,
+                township,
+                item.locale,
+                item.idempotency_key,
+                fingerprints.get(index),
+                invitation_id,
+                item.sample,
+                item.now,
+            )
         )
-        for index, item, _, invitation_id, township in to_insert
-    ]
-    # Rows come back matched by (survey, respondent), unique within the batch.
-    returned = yield ("insert_responses", (response_rows,))
-    by_who = {(survey, who): rid for rid, survey, who in returned}
-    answer_rows: list[tuple[Any, ...]] = []
-    used: list[tuple[int, datetime]] = []
-    for index, item, clean, invitation_id, township in to_insert:
-        code = item.survey.code
-        rid = by_who[(code, item.respondent)]
-        outcomes[index] = SubmitResult(rid, True, code, township)
         for qcode, value in clean.items():
             question = item.survey.question(qcode)
             if question is not None and question.type == "text":
-                answer_rows.append(
-                    (rid, code, qcode, None, value, township, item.channel, item.sample)
-                )
+                answers.append((position, qcode, None, value))
             elif isinstance(value, list):
-                answer_rows.extend(
-                    (rid, code, qcode, v, None, township, item.channel, item.sample) for v in value
-                )
+                answers.extend((position, qcode, v, None) for v in value)
             else:
-                answer_rows.append(
-                    (rid, code, qcode, value, None, township, item.channel, item.sample)
-                )
-        if invitation_id is not None:
-            used.append((invitation_id, item.now))
-    if answer_rows:
-        yield ("insert_answers", (answer_rows,))
-    if used and (yield ("mark_used", (used,))) < len(used):
-        # Another writer used a token between our read and this write.
-        raise IntegrityError("invitation already used", None, Exception("token used"))
+                answers.append((position, qcode, value, None))
+    return Writes(responses, answers)
 
 
 async def run_batch(plan: BatchPlan, sql: SubmissionSQL) -> list[SubmitResult | SubmitError]:
@@ -452,6 +438,6 @@ def run_batch_sync(plan: BatchPlan, sql: SQLiteStatements) -> list[SubmitResult 
     try:
         name, args = next(plan)
         while True:
-            name, args = plan.send(sql.run(name, args))
+            name, args = plan.send(getattr(sql, name)(*args))
     except StopIteration as done:
         return cast(list[SubmitResult | SubmitError], done.value)

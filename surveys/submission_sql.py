@@ -1,18 +1,22 @@
 """The statements of a submission batch, run straight on the database driver.
 
-:func:`surveys.submission.submit_many` decides in Python which submissions of a batch are
-stored; this module does its reads and writes. Each is one fixed SQL statement per batch
-(per survey for the duplicate checks), whatever the batch size: the lists of keys go in as one
-JSON array (SQLite ``json_each``) or one array parameter per column (PostgreSQL ``= ANY`` /
-``unnest``), rows to insert too.
-Going through SQLAlchemy's statement compilation and per-row parameter processing cost about
-half of the server's CPU per submission; this way the driver gets plain tuples.
+:func:`surveys.submission.batch_plan` decides in Python which submissions of a batch are
+stored; this module does its one read (:class:`Lookup`: survey states, earlier uses of its
+idempotency keys, respondents and tokens) and its one write (:class:`Writes`: responses,
+answers, the invitations' use). Lists of keys and rows go in as one JSON array (SQLite
+``json_each``) or one array parameter per column (PostgreSQL ``unnest``), whatever the batch
+size. Going through SQLAlchemy's statement compilation and per-row parameter processing cost
+about half of the server's CPU per submission; this way the driver gets plain tuples.
 
-The statements run on the session's own driver connection (``aiosqlite`` or ``asyncpg``), so
-they are part of the caller's transaction and commit or roll back with it. A driver error
-caused by a constraint comes back as SQLAlchemy's :class:`~sqlalchemy.exc.IntegrityError`, a
-busy database or a deadlock as :class:`~sqlalchemy.exc.OperationalError`, as the callers
-expect.
+On PostgreSQL a lookup is one statement and a write is one statement (data-modifying ``WITH``
+clauses): a batch is four round trips with ``BEGIN`` and ``COMMIT``. On SQLite each is a few
+statements, one ``sqlite3_step`` each.
+
+The statements run on the caller's driver connection (``aiosqlite`` or ``asyncpg``, a
+session's or a writer's own), so they are part of the caller's transaction and commit or roll
+back with it. A driver error caused by a constraint comes back as SQLAlchemy's
+:class:`~sqlalchemy.exc.IntegrityError`, a busy database or a deadlock as
+:class:`~sqlalchemy.exc.OperationalError`, as the callers expect.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,9 +37,13 @@ from storage.types import UTCDateTime
 __all__ = [
     "ANSWER_COLUMNS",
     "RESPONSE_COLUMNS",
+    "Found",
+    "Lookup",
     "SQLiteStatements",
     "SubmissionSQL",
+    "Writes",
     "lookup_statements",
+    "postgres_statements",
     "submission_sql",
     "translated",
 ]
@@ -51,7 +60,7 @@ RESPONSE_COLUMNS = (
     "sample",
     "created_at",
 )
-"""The columns of a ``survey_response`` row as :meth:`SubmissionSQL.insert_responses` takes it."""
+"""The columns of a ``survey_response`` row in :attr:`Writes.responses`."""
 
 ANSWER_COLUMNS = (
     "response_id",
@@ -63,53 +72,90 @@ ANSWER_COLUMNS = (
     "channel",
     "sample",
 )
-"""The columns of a ``survey_answer`` row as :meth:`SubmissionSQL.insert_answers` takes it."""
+"""The columns of a ``survey_answer`` row as stored."""
 
 _PG_RESPONSE_TYPES = ("text",) * 7 + ("bigint", "boolean", "timestamptz")
-_PG_ANSWER_TYPES = ("bigint",) + ("text",) * 6 + ("boolean",)
+_R = TypeVar("_R")
+
+
+@dataclass(slots=True, frozen=True)
+class Lookup:
+    """What a batch reads before it decides: survey states, earlier uses of its idempotency
+    keys and respondents, its invitation tokens (each may be empty)."""
+
+    codes: Sequence[str] = ()
+    """Surveys whose state is wanted."""
+    keys: Sequence[tuple[str, str]] = ()
+    """``(survey, idempotency key)`` pairs."""
+    respondents: Sequence[tuple[str, str]] = ()
+    """``(survey, respondent)`` pairs."""
+    hashes: Sequence[str] = ()
+    """Invitation token hashes."""
+
+
+@dataclass(slots=True)
+class Found:
+    """The stored rows a :class:`Lookup` found (plain tuples, timestamps aware)."""
+
+    states: list[Any] = field(default_factory=list)
+    """``(code, status, opens_at, closes_at)``."""
+    replays: list[Any] = field(default_factory=list)
+    """``(survey, idempotency_key, id, township, request_hash)``."""
+    answered: list[Any] = field(default_factory=list)
+    """``(survey, respondent, id)``."""
+    tokens: list[Any] = field(default_factory=list)
+    """``(id, token_hash, survey, township, used_at)`` (``used_at`` only tested for ``None``)."""
+
+
+@dataclass(slots=True, frozen=True)
+class Writes:
+    """What a batch stores: responses and their answers; the invitations the responses carry
+    are marked used at the response's ``created_at``."""
+
+    responses: Sequence[tuple[Any, ...]]
+    """Rows of :data:`RESPONSE_COLUMNS`."""
+    answers: Sequence[tuple[int, str, str | None, str | None]]
+    """``(index of the response in responses, question, value, text)``; survey, township,
+    channel and the sample mark are the response's."""
 
 
 class SubmissionSQL(Protocol):
-    """The reads and writes of one submission batch (rows are plain tuples)."""
+    """The reads and the writes of one submission batch."""
 
-    async def states(self, codes: Sequence[str]) -> list[Any]:
-        """``(code, status, opens_at, closes_at)`` of the surveys ``codes`` (aware datetimes)."""
+    async def lookup(self, query: Lookup) -> Found:
+        """The stored rows ``query`` asks for."""
         ...
 
-    async def replays(self, survey: str, keys: Sequence[str]) -> list[Any]:
-        """``(idempotency_key, id, township, request_hash)`` of stored responses of ``survey``
-        with one of ``keys``."""
-        ...
+    async def write(self, writes: Writes) -> list[int]:
+        """Store ``writes`` in the caller's transaction; the ids of the responses, in order.
 
-    async def answered(self, survey: str, respondents: Sequence[str]) -> list[Any]:
-        """``(respondent, id)`` of stored responses of ``survey`` by one of ``respondents``."""
-        ...
-
-    async def tokens(self, hashes: Sequence[str]) -> list[Any]:
-        """``(id, token_hash, survey, township, used_at)`` of the invitations with one of
-        ``hashes`` (``used_at`` is only tested for ``None``)."""
-        ...
-
-    async def insert_responses(self, rows: Sequence[tuple[Any, ...]]) -> list[Any]:
-        """Insert ``rows`` (:data:`RESPONSE_COLUMNS`); ``(id, survey, respondent)`` of each."""
-        ...
-
-    async def insert_answers(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Insert ``rows`` (:data:`ANSWER_COLUMNS`)."""
-        ...
-
-    async def mark_used(self, rows: Sequence[tuple[int, datetime]]) -> int:
-        """Set ``used_at`` of the unused invitations ``(id, now)``; how many were updated."""
+        Raises ``IntegrityError`` when a unique key is taken or one of the invitations was
+        used meanwhile (the caller must roll back: part of the rows may be written)."""
         ...
 
 
+_INVITATION = RESPONSE_COLUMNS.index("invitation_id")
+_CREATED = RESPONSE_COLUMNS.index("created_at")
+
+
+def _invitation_uses(responses: Sequence[tuple[Any, ...]]) -> list[tuple[int, datetime]]:
+    """``(invitation id, created_at)`` of the responses that carry an invitation."""
+    return [(row[_INVITATION], row[_CREATED]) for row in responses if row[_INVITATION] is not None]
+
+
+def _used_meanwhile() -> IntegrityError:
+    """Another writer used one of the batch's invitations between its lookup and its write."""
+    return IntegrityError("invitation already used", None, Exception("token used"))
+
+
+_PAIRS = "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)"
 _SQLITE = {
     "states": "SELECT code, status, opens_at, closes_at FROM survey_state"
     " WHERE code IN (SELECT value FROM json_each(?))",
-    "replays": "SELECT idempotency_key, id, township, request_hash FROM survey_response"
-    " WHERE survey = ? AND idempotency_key IN (SELECT value FROM json_each(?))",
-    "answered": "SELECT respondent, id FROM survey_response"
-    " WHERE survey = ? AND respondent IN (SELECT value FROM json_each(?))",
+    "replays": "SELECT survey, idempotency_key, id, township, request_hash FROM survey_response"
+    f" WHERE (survey, idempotency_key) IN ({_PAIRS})",
+    "answered": "SELECT survey, respondent, id FROM survey_response"
+    f" WHERE (survey, respondent) IN ({_PAIRS})",
     "tokens": "SELECT id, token_hash, survey, township, used_at FROM survey_invitation"
     " WHERE token_hash IN (SELECT value FROM json_each(?))",
     "insert_responses": f"INSERT INTO survey_response ({', '.join(RESPONSE_COLUMNS)}) SELECT "
@@ -123,41 +169,57 @@ _SQLITE = {
     " WHERE id IN (SELECT json_extract(value, '$[0]') FROM json_each(?1)) AND used_at IS NULL",
 }
 
-_PG = {
-    "states": "SELECT code, status, opens_at, closes_at FROM survey_state"
-    " WHERE code = ANY($1::text[])",
-    # Each key is looked up on its own (a LATERAL subquery, kept from being flattened into a
-    # join by OFFSET 0) with an equality on every column of a unique index. With
-    # "= ANY(array)", the plan made while a new survey's table had no statistics descended
-    # the index by survey alone and filtered every response of the survey for each batch.
-    "replays": "SELECT r.idempotency_key, r.id, r.township, r.request_hash"
-    " FROM unnest($2::text[]) AS k(v) CROSS JOIN LATERAL (SELECT * FROM survey_response"
-    " WHERE survey = $1 AND idempotency_key = k.v OFFSET 0) AS r",
-    "answered": "SELECT r.respondent, r.id FROM unnest($2::text[]) AS k(v) CROSS JOIN LATERAL"
-    " (SELECT respondent, id FROM survey_response WHERE survey = $1 AND respondent = k.v"
-    " OFFSET 0) AS r",
-    "tokens": "SELECT i.id, i.token_hash, i.survey, i.township, i.used_at"
-    " FROM unnest($1::text[]) AS k(v) CROSS JOIN LATERAL (SELECT * FROM survey_invitation"
-    " WHERE token_hash = k.v OFFSET 0) AS i",
-    "insert_responses": f"INSERT INTO survey_response ({', '.join(RESPONSE_COLUMNS)})"
-    " SELECT * FROM unnest("
+# Everything a batch reads in one statement. Each key is looked up on its own (a LATERAL
+# subquery, kept from being flattened into a join by OFFSET 0) with an equality on every column
+# of a unique index. With "= ANY(array)", the plan made while a new survey's table had no
+# statistics descended the index by survey alone and filtered every response of the survey for
+# each batch.
+_PG_LOOKUP = (
+    "SELECT 's', code, status, NULL::bigint, NULL::text, NULL::text, opens_at, closes_at"
+    " FROM survey_state WHERE code = ANY($1::text[])"
+    " UNION ALL SELECT 'r', r.survey, r.idempotency_key, r.id, r.township, r.request_hash,"
+    " NULL, NULL FROM unnest($2::text[], $3::text[]) AS k(s, v) CROSS JOIN LATERAL"
+    " (SELECT * FROM survey_response WHERE survey = k.s AND idempotency_key = k.v OFFSET 0) AS r"
+    " UNION ALL SELECT 'a', r.survey, r.respondent, r.id, NULL, NULL, NULL, NULL"
+    " FROM unnest($4::text[], $5::text[]) AS k(s, v) CROSS JOIN LATERAL"
+    " (SELECT survey, respondent, id FROM survey_response"
+    " WHERE survey = k.s AND respondent = k.v OFFSET 0) AS r"
+    " UNION ALL SELECT 't', i.survey, i.token_hash, i.id, i.township, NULL, i.used_at, NULL"
+    " FROM unnest($6::text[]) AS k(v) CROSS JOIN LATERAL"
+    " (SELECT * FROM survey_invitation WHERE token_hash = k.v OFFSET 0) AS i"
+)
+
+# Everything a batch writes in one statement: the responses, their answers (matched to the
+# inserted responses by the unique (survey, respondent)) and the invitations' use. The number of
+# invitations marked comes back with every row, for the "used meanwhile" check.
+_PG_WRITE = (
+    "WITH v AS (SELECT * FROM unnest("
     + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_PG_RESPONSE_TYPES))
-    + ") RETURNING id, survey, respondent",
-    "insert_answers": f"INSERT INTO survey_answer ({', '.join(ANSWER_COLUMNS)})"
-    " SELECT * FROM unnest("
-    + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_PG_ANSWER_TYPES))
-    + ")",
-    "mark_used": "UPDATE survey_invitation AS i SET used_at = u.at"
-    " FROM unnest($1::bigint[], $2::timestamptz[]) AS u(id, at)"
-    " WHERE i.id = u.id AND i.used_at IS NULL RETURNING i.id",
-}
+    + f") WITH ORDINALITY AS v({', '.join(RESPONSE_COLUMNS)}, pos)),"
+    f" r AS (INSERT INTO survey_response ({', '.join(RESPONSE_COLUMNS)})"
+    f" SELECT {', '.join(RESPONSE_COLUMNS)} FROM v ORDER BY pos RETURNING id, survey, respondent),"
+    f" a AS (INSERT INTO survey_answer ({', '.join(ANSWER_COLUMNS)})"
+    " SELECT r.id, v.survey, x.question, x.value, x.text, v.township, v.channel, v.sample"
+    " FROM unnest($11::bigint[], $12::text[], $13::text[], $14::text[])"
+    " AS x(pos, question, value, text) JOIN v ON v.pos = x.pos"
+    " JOIN r ON r.survey = v.survey AND r.respondent = v.respondent),"
+    " u AS (UPDATE survey_invitation AS i SET used_at = v.created_at FROM v"
+    " WHERE i.id = v.invitation_id AND i.used_at IS NULL RETURNING i.id)"
+    " SELECT r.id, r.survey, r.respondent, (SELECT count(*) FROM u) FROM r"
+)
 
 
-def lookup_statements(dialect: str) -> dict[str, str]:
-    """The duplicate-check statements (``replays``, ``answered``) as sent on ``dialect``
-    (``sqlite`` or ``postgresql``), for checking their query plans."""
-    sql = _SQLITE if dialect == "sqlite" else _PG
-    return {name: sql[name] for name in ("replays", "answered")}
+def lookup_statements(dialect: str, query: Lookup) -> list[tuple[str, Any]]:
+    """The statements and parameters reading ``query``'s duplicates (earlier uses of its
+    idempotency keys and respondents) on ``dialect`` (``sqlite`` or ``postgresql``), as sent
+    by a batch, for checking their query plans."""
+    if dialect == "sqlite":
+        to_db = _sqlite_times_default()
+        return [
+            _sqlite_statement("replays", (query.keys,), to_db)[:2],
+            _sqlite_statement("answered", (query.respondents,), to_db)[:2],
+        ]
+    return [(_PG_LOOKUP, _pg_lookup_params(query))]
 
 
 def translated(exc: Exception, statement: str) -> Exception:
@@ -176,39 +238,66 @@ def translated(exc: Exception, statement: str) -> Exception:
     return exc
 
 
-def _sqlite_statement(name: str, args: tuple[Any, ...], to_db: Any) -> tuple[str, Any, bool]:
-    """``(sql, params, count)`` of method ``name`` of :class:`SubmissionSQL` on SQLite
-    (``count``: the result is the number of rows changed, else the rows returned); ``to_db``
-    converts a timestamp to its stored form.
+# SQLite: a lookup or a write is a few statements, each one ``sqlite3_step`` whatever the batch
+# size (rows travel as one JSON array, unpacked by ``json_each``): the driver gives up the GIL
+# once per statement rather than once per row, and a thread that must win the GIL back from a
+# busy event loop waits up to the interpreter's switch interval each time. The sequences are
+# generators of ``(statement, args)`` so that the aiosqlite and the sqlite3 connection run the
+# same ones.
 
-    Every statement is one ``sqlite3_step`` whatever the batch size (rows travel as one JSON
-    array, unpacked by ``json_each``): the driver gives up the GIL once per statement rather
-    than once per row, and a thread that must win the GIL back from a busy event loop waits
-    up to the interpreter's switch interval each time.
-    """
+_Steps = Generator[tuple[str, tuple[Any, ...]], Any, _R]
+
+
+def _sqlite_statement(name: str, args: tuple[Any, ...], to_db: Any) -> tuple[str, Any, bool]:
+    """``(sql, params, count)`` of SQLite statement ``name`` (``count``: the result is the
+    number of rows changed, else the rows returned); ``to_db`` converts a timestamp to its
+    stored form."""
     sql = _SQLITE[name]
-    if name in ("replays", "answered"):
-        survey, values = args
-        return sql, (survey, json.dumps(list(values))), False
-    if name in ("tokens", "states"):
-        return sql, (json.dumps(list(args[0])),), False
+    (rows,) = args
+    if name in ("replays", "answered", "tokens", "states"):
+        return sql, (json.dumps(list(rows), ensure_ascii=False),), False
     if name == "insert_responses":
-        last = len(RESPONSE_COLUMNS) - 1
-        doc = [(*row[:last], to_db(row[last])) for row in args[0]]
+        doc = [(*row[:_CREATED], to_db(row[_CREATED])) for row in rows]
         return sql, (json.dumps(doc, ensure_ascii=False),), False
     if name == "insert_answers":
-        return sql, (json.dumps(args[0], ensure_ascii=False),), True
+        return sql, (json.dumps(rows, ensure_ascii=False),), True
     if name == "mark_used":
-        return sql, (json.dumps([(ident, to_db(now)) for ident, now in args[0]]),), True
+        return sql, (json.dumps([(ident, to_db(now)) for ident, now in rows]),), True
     raise ValueError(f"unknown statement {name}")
 
 
-def _sqlite_states(rows: list[Any], from_db: Any) -> list[Any]:
-    """Survey state rows with their stored timestamps as aware datetimes."""
-    return [
-        (code, status, _or_none(from_db, opens), _or_none(from_db, closes))
-        for code, status, opens, closes in rows
-    ]
+def _sqlite_lookup(query: Lookup, from_db: Any) -> _Steps[Found]:
+    found = Found()
+    if query.codes:
+        found.states = [
+            (code, status, _or_none(from_db, opens), _or_none(from_db, closes))
+            for code, status, opens, closes in (yield ("states", (query.codes,)))
+        ]
+    if query.keys:
+        found.replays = yield ("replays", (query.keys,))
+    if query.respondents:
+        found.answered = yield ("answered", (query.respondents,))
+    if query.hashes:
+        found.tokens = yield ("tokens", (query.hashes,))
+    return found
+
+
+def _sqlite_write(writes: Writes) -> _Steps[list[int]]:
+    responses = writes.responses
+    returned = yield ("insert_responses", (responses,))
+    # Rows come back matched by (survey, respondent), unique among the responses.
+    by_who = {(survey, who): rid for rid, survey, who in returned}
+    ids = [by_who[(row[0], row[1])] for row in responses]
+    if writes.answers:
+        rows = []
+        for index, question, value, text in writes.answers:
+            survey, _, channel, township, *_, sample, _ = responses[index]
+            rows.append((ids[index], survey, question, value, text, township, channel, sample))
+        yield ("insert_answers", (rows,))
+    used = _invitation_uses(responses)
+    if used and (yield ("mark_used", (used,))) < len(used):
+        raise _used_meanwhile()
+    return ids
 
 
 def _or_none(convert: Any, value: Any) -> Any:
@@ -226,6 +315,12 @@ def _sqlite_times(dialect: Any) -> tuple[Any, Any]:
     return functools.lru_cache(maxsize=1024)(to_db), from_db
 
 
+def _sqlite_times_default() -> Any:
+    from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
+
+    return _sqlite_times(SQLiteDialect_aiosqlite())[0]
+
+
 class _SQLite:
     """:class:`SubmissionSQL` on an ``aiosqlite`` connection (one hand-off per statement)."""
 
@@ -233,35 +328,27 @@ class _SQLite:
         self._db = driver
         self._time, self._from_db = _sqlite_times(dialect)
 
-    async def states(self, codes: Sequence[str]) -> list[Any]:
-        return _sqlite_states(cast(list[Any], await self._run("states", codes)), self._from_db)
-
-    async def _run(self, name: str, *args: Any) -> Any:
-        sql, params, count = _sqlite_statement(name, args, self._time)
+    async def _drive(self, steps: _Steps[_R]) -> _R:
         try:
-            if count:
-                return int((await self._db.execute(sql, params)).rowcount)
-            return list(await self._db.execute_fetchall(sql, params))
-        except sqlite3.Error as exc:
-            raise translated(exc, sql) from exc
+            name, args = next(steps)
+            while True:
+                sql, params, count = _sqlite_statement(name, args, self._time)
+                try:
+                    if count:
+                        result: Any = int((await self._db.execute(sql, params)).rowcount)
+                    else:
+                        result = list(await self._db.execute_fetchall(sql, params))
+                except sqlite3.Error as exc:
+                    raise translated(exc, sql) from exc
+                name, args = steps.send(result)
+        except StopIteration as done:
+            return cast(_R, done.value)
 
-    async def replays(self, survey: str, keys: Sequence[str]) -> list[Any]:
-        return cast(list[Any], await self._run("replays", survey, keys))
+    async def lookup(self, query: Lookup) -> Found:
+        return await self._drive(_sqlite_lookup(query, self._from_db))
 
-    async def answered(self, survey: str, respondents: Sequence[str]) -> list[Any]:
-        return cast(list[Any], await self._run("answered", survey, respondents))
-
-    async def tokens(self, hashes: Sequence[str]) -> list[Any]:
-        return cast(list[Any], await self._run("tokens", hashes))
-
-    async def insert_responses(self, rows: Sequence[tuple[Any, ...]]) -> list[Any]:
-        return cast(list[Any], await self._run("insert_responses", rows))
-
-    async def insert_answers(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        await self._run("insert_answers", rows)
-
-    async def mark_used(self, rows: Sequence[tuple[int, datetime]]) -> int:
-        return cast(int, await self._run("mark_used", rows))
+    async def write(self, writes: Writes) -> list[int]:
+        return await self._drive(_sqlite_write(writes))
 
 
 class SQLiteStatements:
@@ -273,70 +360,94 @@ class SQLiteStatements:
         self._conn = conn
         self._time, self._from_db = _sqlite_times(dialect)
 
-    def states(self, codes: Sequence[str]) -> list[Any]:
-        """``(code, status, opens_at, closes_at)`` of the surveys ``codes``."""
-        return _sqlite_states(self.run("states", (codes,)), self._from_db)
-
-    def run(self, name: str, args: tuple[Any, ...]) -> Any:
-        """Run method ``name`` of :class:`SubmissionSQL` with ``args``; its result."""
-        sql, params, count = _sqlite_statement(name, args, self._time)
+    def _drive(self, steps: _Steps[_R]) -> _R:
         try:
-            if count:
-                return self._conn.execute(sql, params).rowcount
-            return self._conn.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise translated(exc, sql) from exc
+            name, args = next(steps)
+            while True:
+                sql, params, count = _sqlite_statement(name, args, self._time)
+                try:
+                    cursor = self._conn.execute(sql, params)
+                    result = cursor.rowcount if count else cursor.fetchall()
+                except sqlite3.Error as exc:
+                    raise translated(exc, sql) from exc
+                name, args = steps.send(result)
+        except StopIteration as done:
+            return cast(_R, done.value)
+
+    def lookup(self, query: Lookup) -> Found:
+        """:meth:`SubmissionSQL.lookup`, in the calling thread."""
+        return self._drive(_sqlite_lookup(query, self._from_db))
+
+    def write(self, writes: Writes) -> list[int]:
+        """:meth:`SubmissionSQL.write`, in the calling thread."""
+        return self._drive(_sqlite_write(writes))
+
+
+def _pg_lookup_params(query: Lookup) -> tuple[list[str], ...]:
+    key_surveys = [survey for survey, _ in query.keys]
+    keys = [key for _, key in query.keys]
+    who_surveys = [survey for survey, _ in query.respondents]
+    who = [respondent for _, respondent in query.respondents]
+    return list(query.codes), key_surveys, keys, who_surveys, who, list(query.hashes)
 
 
 class _Postgres:
-    """:class:`SubmissionSQL` on an ``asyncpg`` connection (one round trip per statement)."""
+    """:class:`SubmissionSQL` on an ``asyncpg`` connection: one statement, one round trip, for a
+    lookup and for a write."""
 
     def __init__(self, driver: Any) -> None:
         self._pg = driver
 
-    async def _fetch(self, name: str, *params: Any) -> list[Any]:
+    async def _fetch(self, sql: str, *params: Any) -> list[Any]:
         try:
-            return list(await self._pg.fetch(_PG[name], *params))
+            return list(await self._pg.fetch(sql, *params))
         except Exception as exc:
-            raise translated(exc, _PG[name]) from exc
+            raise translated(exc, sql) from exc
 
-    async def _write(self, name: str, *params: Any) -> list[Any]:
+    async def lookup(self, query: Lookup) -> Found:
+        found = Found()
+        for kind, k1, k2, ident, t1, t2, at1, at2 in await self._fetch(
+            _PG_LOOKUP, *_pg_lookup_params(query)
+        ):
+            if kind == "s":
+                found.states.append((k1, k2, at1, at2))
+            elif kind == "r":
+                found.replays.append((k1, k2, ident, t1, t2))
+            elif kind == "a":
+                found.answered.append((k1, k2, ident))
+            else:
+                found.tokens.append((ident, k2, k1, t1, at1))
+        return found
+
+    async def write(self, writes: Writes) -> list[int]:
         if not self._pg.is_in_transaction():
-            # SQLAlchemy starts the transaction with the session's first statement; a write
-            # sent before it would commit on its own.
-            raise RuntimeError("submission writes need the session's transaction started")
-        return await self._fetch(name, *params)
+            # In a session, SQLAlchemy starts the transaction with its first statement; a
+            # write sent before it would commit on its own, past the caller's checks.
+            raise RuntimeError("submission writes need a transaction started")
+        responses = writes.responses
+        columns = [list(c) for c in zip(*responses, strict=True)]
+        answers = [list(c) for c in zip(*writes.answers, strict=True)] or [[], [], [], []]
+        answers[0] = [index + 1 for index in answers[0]]  # WITH ORDINALITY counts from 1
+        rows = await self._fetch(_PG_WRITE, *columns, *answers)
+        by_who = {(survey, who): rid for rid, survey, who, _ in rows}
+        used = len(_invitation_uses(responses))
+        if used and (not rows or rows[0][3] < used):
+            raise _used_meanwhile()
+        return [by_who[(row[0], row[1])] for row in responses]
 
-    async def states(self, codes: Sequence[str]) -> list[Any]:
-        return await self._fetch("states", list(codes))
 
-    async def replays(self, survey: str, keys: Sequence[str]) -> list[Any]:
-        return await self._fetch("replays", survey, list(keys))
-
-    async def answered(self, survey: str, respondents: Sequence[str]) -> list[Any]:
-        return await self._fetch("answered", survey, list(respondents))
-
-    async def tokens(self, hashes: Sequence[str]) -> list[Any]:
-        return await self._fetch("tokens", list(hashes))
-
-    async def insert_responses(self, rows: Sequence[tuple[Any, ...]]) -> list[Any]:
-        return await self._write("insert_responses", *(list(c) for c in zip(*rows, strict=True)))
-
-    async def insert_answers(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        await self._write("insert_answers", *(list(c) for c in zip(*rows, strict=True)))
-
-    async def mark_used(self, rows: Sequence[tuple[int, datetime]]) -> int:
-        ids = [ident for ident, _ in rows]
-        times = [now for _, now in rows]
-        return len(await self._write("mark_used", ids, times))
+def postgres_statements(conn: Any) -> SubmissionSQL:
+    """The batch statements on the ``asyncpg`` connection ``conn`` (writes need a transaction
+    open on it)."""
+    return _Postgres(conn)
 
 
 async def submission_sql(session: AsyncSession) -> SubmissionSQL:
     """The batch statements on ``session``'s driver connection, inside its transaction.
 
-    Reads may come first; writes need a statement of the transaction run through the session
-    before them (on PostgreSQL the transaction starts with SQLAlchemy's first statement;
-    writes sent before it would each commit on their own, so they are refused then).
+    Lookups may come first; a write needs a statement of the transaction run through the
+    session before it (on PostgreSQL the transaction starts with SQLAlchemy's first statement;
+    a write sent before it would commit on its own, so it is refused then).
     """
     conn = await session.connection()
     raw = await conn.get_raw_connection()

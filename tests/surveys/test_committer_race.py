@@ -1,6 +1,7 @@
 """The group committer when another writer (a second process, or a chat dialog) stores a
-conflicting response while a batch is being stored: through sessions (PostgreSQL, and SQLite
-without the writer thread) and through SQLite's writer thread, which pufa serve uses."""
+conflicting response while a batch is being stored: through sessions (the committer's fallback)
+and through the batch writer pufa serve uses (SQLite's writer thread, PostgreSQL's own
+connections)."""
 
 from __future__ import annotations
 
@@ -11,28 +12,44 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.db import create_engine, session_factory
+from storage.db import asyncpg_dsn, create_engine, session_factory
 from storage.models_surveys import SurveyResponse
 from surveys.committer import GroupCommitter
-from surveys.respondents import pseudonym
+from surveys.postgres_writer import PostgresBatchWriter
+from surveys.respondents import invitation_hash, pseudonym
 from surveys.schema import load_catalog
 from surveys.sqlite_writer import SQLiteBatchWriter
-from surveys.submission import AlreadyAnswered, Submission, SubmitResult, submit_response
-from tests.surveys.conftest import NOW, SECRET, fazhi_answers, seed_surveys
+from surveys.submission import (
+    AlreadyAnswered,
+    Submission,
+    SubmitResult,
+    TokenUsed,
+    submit_response,
+)
+from tests.surveys.conftest import NOW, SECRET, fazhi_answers, make_invitations, seed_surveys
+
+Writer = SQLiteBatchWriter | PostgresBatchWriter
 
 
-@pytest.mark.parametrize("store", ["sessions", "writer thread"])
+async def _writer(db_url: str, store: str) -> Writer | None:
+    """The batch writer ``pufa serve`` uses on ``db_url`` (``store == "writer"``), else none."""
+    if store != "writer":
+        return None
+    url = make_url(db_url)
+    if url.get_backend_name() != "sqlite":
+        return PostgresBatchWriter(asyncpg_dsn(url), 2)
+    engine = create_engine(db_url)
+    try:
+        return SQLiteBatchWriter(str(url.database), engine.dialect)
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("store", ["sessions", "writer"])
 async def test_conflicting_writer_outside_the_batch(
     db_url: str, sessions: async_sessionmaker[AsyncSession], store: str
 ) -> None:
-    writer = None
-    if store == "writer thread":
-        url = make_url(db_url)
-        if url.get_backend_name() != "sqlite":
-            pytest.skip("the writer thread is SQLite's")
-        engine = create_engine(db_url)
-        writer = SQLiteBatchWriter(str(url.database), engine.dialect)
-        await engine.dispose()
+    writer = await _writer(db_url, store)
     await seed_surveys(sessions)
     survey = load_catalog()["fazhi-2026"]
     first, contested = (pseudonym(SECRET, "test", r) for r in ("r1", "r2"))
@@ -80,3 +97,45 @@ async def test_conflicting_writer_outside_the_batch(
             ).all()
         )
     assert rows == {first: 1, contested: 1}
+
+
+@pytest.mark.parametrize("store", ["sessions", "writer"])
+async def test_token_used_by_another_writer_during_the_batch(
+    db_url: str, sessions: async_sessionmaker[AsyncSession], store: str
+) -> None:
+    """An invitation used by another writer between the batch's lookup and its write is refused
+    (the batch is rolled back and retried one by one), and stored once."""
+    writer = await _writer(db_url, store)
+    await seed_surveys(sessions)
+    survey = load_catalog()["fazhi-2026"]
+    (token,) = await make_invitations(sessions, 1, township="xj")
+    mine, theirs = (pseudonym(SECRET, "test", r) for r in ("mine", "theirs"))
+    item = Submission(survey, fazhi_answers(), mine, "web", None, "zh_CN", NOW)
+    item.token_hash = invitation_hash(SECRET, token)
+    committer = GroupCommitter(sessions, store=writer.store if writer else None)
+    committer.start()
+    other_engine = create_engine(db_url)
+    try:
+        async with session_factory(other_engine)() as other:
+            await other.begin()
+            await submit_response(
+                other, survey, fazhi_answers(), respondent=theirs, channel="telegram",
+                township_code=None, locale="zh_CN", now=NOW, token=token, secret=SECRET,
+            )  # fmt: skip
+            await other.flush()
+            pending = asyncio.ensure_future(committer.submit(item))
+            await asyncio.sleep(0.5)
+            await other.commit()
+        outcome = await asyncio.wait_for(pending, timeout=30)
+    finally:
+        await committer.stop()
+        await other_engine.dispose()
+        if writer is not None:
+            await writer.close()
+
+    assert isinstance(outcome, TokenUsed), outcome
+    async with sessions() as session:
+        stored = (
+            await session.execute(select(SurveyResponse.respondent, SurveyResponse.invitation_id))
+        ).all()
+    assert [who for who, _ in stored] == [theirs]

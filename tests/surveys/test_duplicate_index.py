@@ -10,7 +10,6 @@ enough stored responses for the planner to choose freely.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +21,7 @@ from storage.db import transaction
 from storage.models_surveys import SurveyResponse
 from surveys.schema import load_catalog
 from surveys.submission import Submission, submit_many
-from surveys.submission_sql import lookup_statements
+from surveys.submission_sql import Lookup, lookup_statements
 from tests.surveys.conftest import NOW, fazhi_answers, seed_surveys
 
 FAZHI = load_catalog()["fazhi-2026"]
@@ -56,9 +55,9 @@ async def _fill(engine: AsyncEngine) -> None:
         )
 
 
-async def _lookups(engine: AsyncEngine, sessions: Any) -> list[tuple[str, str, Any]]:
+async def _lookups(engine: AsyncEngine, sessions: Any) -> list[tuple[str, Any]]:
     """Store a batch (two new respondents, one who answered) through ``submit_many``; return
-    its two duplicate-check statements with that batch's parameters."""
+    its duplicate-check statements with that batch's parameters."""
     items = [
         Submission(
             FAZHI, fazhi_answers(), f"{n:064x}", "api", None, "zh_CN", NOW,
@@ -73,16 +72,11 @@ async def _lookups(engine: AsyncEngine, sessions: Any) -> list[tuple[str, str, A
         "SubmitResult",
         "AlreadyAnswered",
     ]
-    statements = lookup_statements(engine.dialect.name)
-    values = {
-        "respondent": [i.respondent for i in items],
-        "idempotency_key": [i.idempotency_key for i in items],
-    }
-    found = []
-    for column, name in (("respondent", "answered"), ("idempotency_key", "replays")):
-        listed = json.dumps(values[column]) if engine.dialect.name == "sqlite" else values[column]
-        found.append((column, statements[name], (FAZHI.code, listed)))
-    return found
+    query = Lookup(
+        keys=[(FAZHI.code, i.idempotency_key or "") for i in items],
+        respondents=[(FAZHI.code, i.respondent) for i in items],
+    )
+    return lookup_statements(engine.dialect.name, query)
 
 
 async def _plan(engine: AsyncEngine, statement: str, parameters: Any) -> str:
@@ -97,21 +91,27 @@ async def test_duplicate_checks_search_the_unique_indexes(
 ) -> None:
     await seed_surveys(sessions)
     await _fill(engine)
-    for column, statement, parameters in await _lookups(engine, sessions):
-        assert column in statement, statement
-        plan = await _plan(engine, statement, parameters)
-        print(f"{column}:\n{plan}")
-        if engine.dialect.name == "sqlite":
+    statements = await _lookups(engine, sessions)
+    plans = [await _plan(engine, sql, parameters) for sql, parameters in statements]
+    for plan in plans:
+        print(plan)
+        assert "SCAN survey_response" not in plan, plan
+        assert "Seq Scan on survey_response" not in plan, plan
+    if engine.dialect.name == "sqlite":
+        # One statement per check, each a search of its unique index on both columns.
+        for column, plan in zip(("idempotency_key", "respondent"), plans, strict=True):
             assert f"(survey=? AND {column}=?)" in plan, plan
-            assert "SCAN survey_response" not in plan, plan
-        else:
-            index = (
-                "uq_response_respondent" if column == "respondent" else ("uq_response_idempotency")
-            )
-            assert index in plan, plan
-            cond = next(line for line in plan.splitlines() if "Index Cond" in line)
-            assert "survey" in cond and column in cond, plan
-            assert "Seq Scan" not in plan, plan
+    else:
+        # One statement for every read of a batch; each key an index search on both columns.
+        (plan,) = plans
+        for column, index in (
+            ("respondent", "uq_response_respondent"),
+            ("idempotency_key", "uq_response_idempotency"),
+        ):
+            assert f"Index Scan using {index} on survey_response" in plan, plan
+            conds = [line for line in plan.splitlines() if "Index Cond" in line]
+            both = [c for c in conds if "(survey)::text = k" in c and f"({column})::text = k" in c]
+            assert both, plan
 
 
 async def test_postgresql_connections_plan_every_execution(engine: AsyncEngine) -> None:

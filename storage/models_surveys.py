@@ -51,6 +51,8 @@ class SurveyResponse(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("survey", "respondent", name="uq_response_respondent"),
         UniqueConstraint("survey", "idempotency_key", name="uq_response_idempotency"),
+        # One response per invitation, whoever writes it (NULL: an open-link response).
+        Index("uq_response_invitation", "invitation_id", unique=True),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -76,7 +78,6 @@ class SurveyAnswer(SQLModel, table=True):
     __tablename__ = "survey_answer"
     __table_args__ = (
         Index("ix_answer_agg", "survey", "question", "value", "township", "channel", "sample"),
-        Index("ix_answer_response", "response_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -1,16 +1,23 @@
 """Group commit: store the submissions of concurrent HTTP requests in one transaction.
 
 Every request hands its :class:`~surveys.submission.Submission` to :meth:`GroupCommitter.submit`
-and waits. A single worker takes everything queued so far, stores it with
-:func:`~surveys.submission.submit_many` inside one transaction, commits once, and only then
-resolves each request's future. So a 2xx still means the response is durable, while a burst
-of N concurrent requests costs one commit instead of N. While one batch commits, the next one
-accumulates, so batches grow with load and stay at one item when the server is idle.
+and waits. A worker takes everything queued so far, stores it in one transaction, commits once,
+and only then resolves each request's future. So a 2xx still means the response is durable,
+while a burst of N concurrent requests costs one commit instead of N. While one batch commits,
+the next one accumulates, so batches grow with load and stay at one item when the server is
+idle.
 
-On PostgreSQL several workers (each its own connection and transaction) store batches at once,
-so one batch's round trips and commit overlap the next; SQLite takes one writer at a time, so
-there one worker does. Batches stored side by side are kept apart by the database's unique
-constraints, like any two writers.
+Batches are stored by a :class:`BatchWriter` (``pufa serve``: :mod:`surveys.sqlite_writer` or
+:mod:`surveys.postgres_writer`), or without one in a session of the caller's session maker
+(:func:`~surveys.submission.submit_many`). With a writer the workers run on an event loop in a
+thread of their own: a worker goes from one batch to the next without waiting for the web
+server's loop to come round, and the requests' futures are resolved on that loop in one
+call per batch.
+
+On PostgreSQL several workers (each its own connection) store batches at once, so one batch's
+round trips overlap the next; SQLite takes one writer at a time, so there one worker does.
+Batches stored side by side are kept apart by the database's unique constraints, like any two
+writers.
 
 If a batch hits a unique-constraint violation caused by a writer outside it (another process,
 or a chat dialog racing with the web page), it is rolled back and its items are retried one per
@@ -22,7 +29,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import threading
+from collections.abc import Sequence
+from typing import Protocol
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -33,16 +42,27 @@ from surveys.submission import AlreadyAnswered, Submission, SubmitError, SubmitR
 log = logging.getLogger(__name__)
 
 Outcome = SubmitResult | SubmitError
-BatchStore = Callable[[Sequence[Submission]], Awaitable[list[Outcome]]]
-"""Stores a batch in one transaction, committed when it returns (e.g.
-:meth:`surveys.sqlite_writer.SQLiteBatchWriter.store`)."""
+_Waiting = tuple[Submission, asyncio.Future[Outcome]]
+
+
+class BatchWriter(Protocol):
+    """Stores batches of submissions; both methods run on the committer's worker loop."""
+
+    async def store(self, items: Sequence[Submission]) -> list[Outcome]:
+        """Store ``items`` in one transaction, committed when this returns; their outcomes."""
+        ...
+
+    async def close(self) -> None:
+        """Release the writer's connections."""
+        ...
 
 
 class GroupCommitter:
     """Batches concurrent submissions into shared transactions (``workers`` worker tasks).
 
-    Each batch is stored by :func:`~surveys.submission.submit_many` in a session of
-    ``sessions``, or by ``store`` when given (SQLite's writer thread)."""
+    Each batch is stored by ``writer`` when given (its workers then run on an event loop in a
+    thread of their own, and :meth:`stop` closes the writer), else by
+    :func:`~surveys.submission.submit_many` in a session of ``sessions``."""
 
     def __init__(
         self,
@@ -50,49 +70,101 @@ class GroupCommitter:
         max_batch: int = 500,
         metrics: Metrics | None = None,
         workers: int = 1,
-        store: BatchStore | None = None,
+        writer: BatchWriter | None = None,
     ) -> None:
         self._sessions = sessions
-        self._batch_store = store
+        self._writer = writer
         self._metrics = metrics
         self._max_batch = max_batch
         self._workers = max(1, workers)
-        self._queue: asyncio.Queue[tuple[Submission, asyncio.Future[Outcome]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Waiting] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # the callers'
+        self._worker_loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._busy = 0
         self.batches = 0
         self.items = 0
 
     def start(self) -> None:
-        """Start the worker tasks (inside a running event loop)."""
-        if not self._tasks:
-            self._tasks = [
-                asyncio.create_task(self._run(), name=f"survey-group-commit-{n}")
-                for n in range(self._workers)
-            ]
+        """Start the worker tasks (inside the running event loop the callers use)."""
+        if self._tasks:
+            return
+        self._loop = asyncio.get_running_loop()
+        if self._writer is None:
+            self._worker_loop = self._loop
+            self._start_workers()
+            return
+        worker_loop = asyncio.new_event_loop()
+        self._worker_loop = worker_loop
+        self._thread = threading.Thread(
+            target=worker_loop.run_forever, name="pufa-submissions", daemon=True
+        )
+        self._thread.start()
+        started = threading.Event()
+
+        def start_there() -> None:
+            self._start_workers()
+            started.set()
+
+        worker_loop.call_soon_threadsafe(start_there)
+        started.wait()
+
+    def _start_workers(self) -> None:
+        self._queue = asyncio.Queue()
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"survey-group-commit-{n}")
+            for n in range(self._workers)
+        ]
 
     async def stop(self) -> None:
-        """Finish what is queued and being stored, then stop the workers."""
-        if not self._tasks:
+        """Finish what is queued and being stored, then stop the workers (and close the writer)."""
+        if not self._tasks or self._worker_loop is None:
             return
-        while not self._queue.empty() or self._busy:
+        if self._worker_loop is self._loop:
+            await self._finish()
+        else:
+            # Submissions handed over before this call are queued before _finish runs.
+            await asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(self._finish(), self._worker_loop)
+            )
+            self._worker_loop.call_soon_threadsafe(self._worker_loop.stop)
+            if self._thread is not None:
+                await asyncio.to_thread(self._thread.join)
+            self._worker_loop.close()
+        self._tasks = []
+
+    async def _finish(self) -> None:
+        """Wait until nothing is queued or being stored; stop the workers, close the writer."""
+        while (self._queue is not None and not self._queue.empty()) or self._busy:
             await asyncio.sleep(0.01)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._tasks = []
+        if self._writer is not None:
+            await self._writer.close()
 
     async def submit(self, item: Submission) -> Outcome:
         """Queue ``item`` and wait until it is committed (or refused)."""
-        if not self._tasks or all(task.done() for task in self._tasks):
+        if (
+            not self._tasks
+            or self._queue is None
+            or self._worker_loop is None
+            or self._worker_loop.is_closed()
+            or all(task.done() for task in self._tasks)
+        ):
             raise RuntimeError("the group committer is not running")
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((item, future))
+        if self._worker_loop is self._loop:
+            self._queue.put_nowait((item, future))
+        else:
+            self._worker_loop.call_soon_threadsafe(self._queue.put_nowait, (item, future))
         return await asyncio.shield(future)
 
     async def _run(self) -> None:
+        assert self._queue is not None
         while True:
             first = await self._queue.get()
             batch = [first]
@@ -104,7 +176,7 @@ class GroupCommitter:
             finally:
                 self._busy -= 1
 
-    async def _process(self, batch: list[tuple[Submission, asyncio.Future[Outcome]]]) -> None:
+    async def _process(self, batch: list[_Waiting]) -> None:
         items = [item for item, _ in batch]
         outcomes: list[Outcome | Exception]
         try:
@@ -127,19 +199,17 @@ class GroupCommitter:
             for item, outcome in zip(items, outcomes, strict=True):
                 if isinstance(outcome, SubmitResult) and outcome.created:  # committed
                     self._metrics.survey_responses.labels(item.survey.code, item.channel).inc()
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if future.done():
-                continue
-            if isinstance(outcome, Exception) and not isinstance(outcome, SubmitError):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+        results = [(future, outcome) for (_, future), outcome in zip(batch, outcomes, strict=True)]
+        if self._loop is None or self._loop is self._worker_loop:
+            _resolve(results)
+        else:
+            self._loop.call_soon_threadsafe(_resolve, results)
 
     async def _store(self, items: list[Submission]) -> list[Outcome]:
         for attempt in range(3):
             try:
-                if self._batch_store is not None:
-                    return await self._batch_store(items)
+                if self._writer is not None:
+                    return await self._writer.store(items)
                 async with self._sessions() as session, session.begin():
                     return await submit_many(session, items)
             except OperationalError:
@@ -147,3 +217,14 @@ class GroupCommitter:
                     raise
                 await asyncio.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
+
+
+def _resolve(results: list[tuple[asyncio.Future[Outcome], Outcome | Exception]]) -> None:
+    """Hand each waiting request its outcome (on the requests' loop)."""
+    for future, outcome in results:
+        if future.done():
+            continue
+        if isinstance(outcome, Exception) and not isinstance(outcome, SubmitError):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)

@@ -20,22 +20,20 @@ from surveys.sqlite_writer import SQLiteBatchWriter
 __all__ = ["COMMIT_WORKERS_POSTGRES", "setup"]
 
 COMMIT_WORKERS_POSTGRES = 4
-"""Batches the group committer stores at once on PostgreSQL (each holds a pooled connection)."""
+"""Batches the group committer stores at once on PostgreSQL (each on a connection of its own)."""
 
 
 async def _committer_ctx(app: web.Application) -> AsyncIterator[None]:
     engine = app[ENGINE]
     writer: SQLiteBatchWriter | PostgresBatchWriter | None = None
     if engine.dialect.name == "sqlite":
-        # One writer at a time on SQLite: one worker, whose batches run in a thread of their
-        # own. PostgreSQL overlaps batches on separate connections.
+        # One writer at a time on SQLite: one worker. PostgreSQL overlaps batches on separate
+        # connections. With a writer, the workers run on a loop in a thread of their own.
         workers = 1
         path = engine.url.database
         if path and path != ":memory:":
             writer = SQLiteBatchWriter(path, engine.dialect)
     else:
-        # Several batches at once on PostgreSQL, each on a connection of the writer's own,
-        # whose round trips run on an event loop that serves nothing else.
         workers = COMMIT_WORKERS_POSTGRES
         if engine.dialect.driver == "asyncpg":
             writer = PostgresBatchWriter(asyncpg_dsn(engine.url), workers)
@@ -43,7 +41,7 @@ async def _committer_ctx(app: web.Application) -> AsyncIterator[None]:
         app[SESSIONS],
         metrics=app.get(METRICS),
         workers=workers,
-        store=writer.store if writer is not None else None,
+        writer=writer,
     )
     app[COMMITTER] = committer
     committer.start()
@@ -51,8 +49,6 @@ async def _committer_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await committer.stop()
-        if writer is not None:
-            await writer.close()
 
 
 def setup(app: web.Application, catalog: dict[str, Survey]) -> None:

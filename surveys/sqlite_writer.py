@@ -1,11 +1,13 @@
-"""Storing submission batches on SQLite in one hand-off: a connection in its own thread.
+"""Storing submission batches on SQLite in one call: a plain connection off the web loop.
 
 Through the async driver every statement of a batch is a trip to the driver's thread and back,
 and each trip waits for the event loop to come round, which under load (the loop busy with
 hundreds of requests) is what a batch's time went to. :class:`SQLiteBatchWriter` keeps one
-plain ``sqlite3`` connection in one thread of its own and runs a whole batch there as a single
-call: ``BEGIN IMMEDIATE``, :func:`surveys.submission.batch_plan`'s lookup (the survey states
-with it) and write, ``COMMIT``. The event loop waits for one result per batch.
+plain ``sqlite3`` connection for the group committer, whose worker runs on an event loop in a
+thread of its own (:mod:`surveys.committer`), and stores a whole batch there as a single call:
+``BEGIN IMMEDIATE``, :func:`surveys.submission.batch_plan`'s lookup (the survey states with it)
+and write, ``COMMIT``. The web server's loop only hands submissions over and gets each batch's
+outcomes back.
 
 It is a writer like any other on the file: other connections (the chat dialogs, the console,
 another process) wait for its transaction through SQLite's busy timeout, as it waits for theirs.
@@ -16,10 +18,8 @@ which the group committer handles (retry one by one, retry later).
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.engine import Dialect
 
@@ -31,25 +31,25 @@ __all__ = ["SQLiteBatchWriter"]
 
 
 class SQLiteBatchWriter:
-    """Stores batches of submissions on the SQLite file ``path`` from its own thread."""
+    """Stores batches of submissions on the SQLite file ``path`` (one connection, used from
+    the thread that first stores)."""
 
     def __init__(self, path: str, dialect: Dialect) -> None:
         self._path = path
         self._dialect = dialect
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pufa-submissions")
         self._conn: sqlite3.Connection | None = None
         self._sql: SQLiteStatements | None = None
 
     async def store(self, items: Sequence[Submission]) -> list[SubmitResult | SubmitError]:
-        """Store ``items`` in one transaction (committed when this returns); their outcomes."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._store, list(items))
+        """Store ``items`` in one transaction (committed when this returns); their outcomes.
+
+        Blocks the calling event loop for the batch: it runs on the group committer's loop in
+        a thread of its own, which has nothing else to do meanwhile."""
+        return self._store(list(items))
 
     async def close(self) -> None:
-        """Close the connection and stop the thread."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._close)
-        self._executor.shutdown(wait=True)
+        """Close the connection."""
+        self._close()
 
     def _connect(self) -> tuple[sqlite3.Connection, SQLiteStatements]:
         if self._conn is None or self._sql is None:

@@ -393,10 +393,17 @@ def _pg_lookup_params(query: Lookup) -> tuple[list[str], ...]:
 
 class _Postgres:
     """:class:`SubmissionSQL` on an ``asyncpg`` connection: one statement, one round trip, for a
-    lookup and for a write."""
+    lookup and for a write.
 
-    def __init__(self, driver: Any) -> None:
+    With ``autocommit`` a write may run outside a transaction: its one statement commits on
+    its own, atomically. It then leaves the invitations' single use to the unique index
+    ``uq_response_invitation`` alone (a response carrying an invitation another writer used
+    meanwhile fails the statement) instead of also checking, after the fact, that every
+    invitation was still unused."""
+
+    def __init__(self, driver: Any, autocommit: bool = False) -> None:
         self._pg = driver
+        self._autocommit = autocommit
 
     async def _fetch(self, sql: str, *params: Any) -> list[Any]:
         try:
@@ -420,7 +427,8 @@ class _Postgres:
         return found
 
     async def write(self, writes: Writes) -> list[int]:
-        if not self._pg.is_in_transaction():
+        in_transaction = self._pg.is_in_transaction()
+        if not (in_transaction or self._autocommit):
             # In a session, SQLAlchemy starts the transaction with its first statement; a
             # write sent before it would commit on its own, past the caller's checks.
             raise RuntimeError("submission writes need a transaction started")
@@ -431,15 +439,15 @@ class _Postgres:
         rows = await self._fetch(_PG_WRITE, *columns, *answers)
         by_who = {(survey, who): rid for rid, survey, who, _ in rows}
         used = len(_invitation_uses(responses))
-        if used and (not rows or rows[0][3] < used):
+        if in_transaction and used and (not rows or rows[0][3] < used):
             raise _used_meanwhile()
         return [by_who[(row[0], row[1])] for row in responses]
 
 
-def postgres_statements(conn: Any) -> SubmissionSQL:
-    """The batch statements on the ``asyncpg`` connection ``conn`` (writes need a transaction
-    open on it)."""
-    return _Postgres(conn)
+def postgres_statements(conn: Any, autocommit: bool = False) -> SubmissionSQL:
+    """The batch statements on the ``asyncpg`` connection ``conn``; a write needs a transaction
+    open on it, unless ``autocommit`` (then it commits on its own, atomically)."""
+    return _Postgres(conn, autocommit)
 
 
 async def submission_sql(session: AsyncSession) -> SubmissionSQL:

@@ -57,7 +57,7 @@ async def test_conflicting_writer_outside_the_batch(
     def item(respondent: str) -> Submission:
         return Submission(survey, fazhi_answers(), respondent, "web", None, "zh_CN", NOW)
 
-    committer = GroupCommitter(sessions, store=writer.store if writer else None)
+    committer = GroupCommitter(sessions, writer=writer)
     committer.start()
     other_engine = create_engine(db_url)  # the other process
     try:
@@ -81,8 +81,6 @@ async def test_conflicting_writer_outside_the_batch(
     finally:
         await committer.stop()
         await other_engine.dispose()
-        if writer is not None:
-            await writer.close()
 
     assert isinstance(outcomes[0], SubmitResult)
     assert isinstance(outcomes[1], AlreadyAnswered)
@@ -112,7 +110,7 @@ async def test_token_used_by_another_writer_during_the_batch(
     mine, theirs = (pseudonym(SECRET, "test", r) for r in ("mine", "theirs"))
     item = Submission(survey, fazhi_answers(), mine, "web", None, "zh_CN", NOW)
     item.token_hash = invitation_hash(SECRET, token)
-    committer = GroupCommitter(sessions, store=writer.store if writer else None)
+    committer = GroupCommitter(sessions, writer=writer)
     committer.start()
     other_engine = create_engine(db_url)
     try:
@@ -130,8 +128,6 @@ async def test_token_used_by_another_writer_during_the_batch(
     finally:
         await committer.stop()
         await other_engine.dispose()
-        if writer is not None:
-            await writer.close()
 
     assert isinstance(outcome, TokenUsed), outcome
     async with sessions() as session:

@@ -27,9 +27,19 @@ from storage.db import POSTGRES_SERVER_SETTINGS
 from surveys.submission import Submission, SubmitError, SubmitResult, batch_plan, run_batch
 from surveys.submission_sql import postgres_statements
 
-__all__ = ["PostgresBatchWriter"]
+__all__ = ["PostgresBatchWriter", "connect"]
 
 _CONNECTION_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    """A connection for storing batches, with pufa's session settings.
+
+    ``plan_cache_mode=force_custom_plan`` matters here as much as on the engine: with generic
+    plans (PostgreSQL's default after a statement's fifth run) the batch statements served
+    about half as many submissions (1,000–1,200 against 2,000–2,300 requests/s at 50
+    connections, measured side by side)."""
+    return await asyncpg.connect(dsn, server_settings=POSTGRES_SERVER_SETTINGS, timeout=30)
 
 
 class PostgresBatchWriter:
@@ -67,9 +77,7 @@ class PostgresBatchWriter:
         conn = await free.get()
         try:
             if conn is None:
-                conn = await asyncpg.connect(
-                    self._dsn, server_settings=POSTGRES_SERVER_SETTINGS, timeout=30
-                )
+                conn = await connect(self._dsn)
             # No transaction around the batch: the lookup reads committed rows, like any read
             # in one under READ COMMITTED, and the write is one statement, atomic on its own.
             # A writer that stored a response with the same respondent, key or invitation

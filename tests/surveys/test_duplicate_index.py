@@ -17,8 +17,9 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.db import transaction
+from storage.db import asyncpg_dsn, transaction
 from storage.models_surveys import SurveyResponse
+from surveys.postgres_writer import connect
 from surveys.schema import load_catalog
 from surveys.submission import Submission, submit_many
 from surveys.submission_sql import Lookup, lookup_statements
@@ -124,3 +125,9 @@ async def test_postgresql_connections_plan_every_execution(engine: AsyncEngine) 
     async with engine.connect() as conn:
         mode = (await conn.exec_driver_sql("SHOW plan_cache_mode")).scalar_one()
     assert mode == "force_custom_plan"
+    # The group committer's own connections too (generic plans halved its throughput).
+    writer_conn = await connect(asyncpg_dsn(engine.url))
+    try:
+        assert await writer_conn.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+    finally:
+        await writer_conn.close()

@@ -83,11 +83,17 @@ class PostgresBatchWriter:
             # A writer that stored a response with the same respondent, key or invitation
             # meanwhile makes it fail on a unique index: the committer then retries one by one.
             return await run_batch(batch_plan(items), postgres_statements(conn, autocommit=True))
-        except _CONNECTION_ERRORS as exc:
-            if conn is not None:
-                conn.terminate()
-                conn = None
-            raise OperationalError("submission batch", None, exc) from exc
+        except Exception as exc:
+            if isinstance(exc, _CONNECTION_ERRORS) or (conn is not None and conn.is_closed()):
+                # The connection is gone (a restart, a failover, an administrator): the
+                # committer retries the batch on a new one, whose lookup finds any of it that
+                # was committed before the loss (a replay of its Idempotency-Key, or
+                # "already answered" without one).
+                if conn is not None:
+                    conn.terminate()
+                    conn = None
+                raise OperationalError("submission batch", None, exc) from exc
+            raise
         finally:
             if conn is not None and conn.is_closed():
                 conn = None

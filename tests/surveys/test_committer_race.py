@@ -135,3 +135,44 @@ async def test_token_used_by_another_writer_during_the_batch(
             await session.execute(select(SurveyResponse.respondent, SurveyResponse.invitation_id))
         ).all()
     assert [who for who, _ in stored] == [theirs]
+
+
+async def test_postgres_writer_reconnects_after_losing_its_connection(
+    db_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A batch whose connection the server dropped (a restart, a failover, an administrator)
+    is stored on a new connection: the requests waiting on it get their outcome, not an error."""
+    url = make_url(db_url)
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("the writer's own connections are PostgreSQL's")
+    await seed_surveys(sessions)
+    survey = load_catalog()["fazhi-2026"]
+    committer = GroupCommitter(sessions, writer=PostgresBatchWriter(asyncpg_dsn(url), 1))
+    committer.start()
+
+    def item(name: str) -> Submission:
+        respondent = pseudonym(SECRET, "test", name)
+        return Submission(survey, fazhi_answers(), respondent, "web", None, "zh_CN", NOW)
+
+    admin = create_engine(db_url)
+    try:
+        assert isinstance(await committer.submit(item("before")), SubmitResult)
+        async with admin.begin() as conn:
+            killed = (
+                await conn.exec_driver_sql(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND application_name = ''"
+                )
+            ).scalar_one()
+        assert killed >= 1
+        after = await asyncio.wait_for(committer.submit(item("after")), timeout=30)
+    finally:
+        await committer.stop()
+        await admin.dispose()
+    assert isinstance(after, SubmitResult) and after.created
+    async with sessions() as session:
+        stored = (
+            await session.execute(select(func.count()).select_from(SurveyResponse))
+        ).scalar_one()
+    assert stored == 2

@@ -214,10 +214,10 @@ def lookup_statements(dialect: str, query: Lookup) -> list[tuple[str, Any]]:
     idempotency keys and respondents) on ``dialect`` (``sqlite`` or ``postgresql``), as sent
     by a batch, for checking their query plans."""
     if dialect == "sqlite":
-        to_db = _sqlite_times_default()
+        # No timestamps in these two: nothing to convert.
         return [
-            _sqlite_statement("replays", (query.keys,), to_db)[:2],
-            _sqlite_statement("answered", (query.respondents,), to_db)[:2],
+            _sqlite_statement("replays", (query.keys,), None)[:2],
+            _sqlite_statement("answered", (query.respondents,), None)[:2],
         ]
     return [(_PG_LOOKUP, _pg_lookup_params(query))]
 
@@ -313,12 +313,6 @@ def _sqlite_times(dialect: Any) -> tuple[Any, Any]:
     to_db = impl.bind_processor(dialect) or (lambda v: v)
     from_db = impl.result_processor(dialect, None) or (lambda v: v)
     return functools.lru_cache(maxsize=1024)(to_db), from_db
-
-
-def _sqlite_times_default() -> Any:
-    from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
-
-    return _sqlite_times(SQLiteDialect_aiosqlite())[0]
 
 
 class _SQLite:

@@ -11,8 +11,10 @@ Batches are stored by a :class:`BatchWriter` (``pufa serve``: :mod:`surveys.sqli
 :mod:`surveys.postgres_writer`), or without one in a session of the caller's session maker
 (:func:`~surveys.submission.submit_many`). With a writer the workers run on an event loop in a
 thread of their own: a worker goes from one batch to the next without waiting for the web
-server's loop to come round, and the requests' futures are resolved on that loop in one
-call per batch.
+server's loop to come round. The hand-over is batched both ways: the submissions made in one
+turn of the web server's loop cross to the worker loop in one call at the end of that turn
+(so requests that arrive together are stored together), and the requests' futures are
+resolved on the web server's loop in one call per batch.
 
 On PostgreSQL several workers (each its own connection) store batches at once, so one batch's
 round trips overlap the next; SQLite takes one writer at a time, so there one worker does.
@@ -83,6 +85,7 @@ class GroupCommitter:
         self._worker_loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._busy = 0
+        self._handover: list[_Waiting] = []  # submitted this turn of the callers' loop
         self.batches = 0
         self.items = 0
 
@@ -121,6 +124,7 @@ class GroupCommitter:
         """Finish what is queued and being stored, then stop the workers (and close the writer)."""
         if not self._tasks or self._worker_loop is None:
             return
+        self._hand_over()  # submissions of this turn are queued before _finish runs
         if self._worker_loop is self._loop:
             await self._finish()
         else:
@@ -160,8 +164,16 @@ class GroupCommitter:
         if self._worker_loop is self._loop:
             self._queue.put_nowait((item, future))
         else:
-            self._worker_loop.call_soon_threadsafe(self._queue.put_nowait, (item, future))
+            if not self._handover:
+                asyncio.get_running_loop().call_soon(self._hand_over)
+            self._handover.append((item, future))
         return await asyncio.shield(future)
+
+    def _hand_over(self) -> None:
+        """Pass the submissions of this turn of the callers' loop to the worker loop at once."""
+        waiting, self._handover = self._handover, []
+        if waiting and self._worker_loop is not None and self._queue is not None:
+            self._worker_loop.call_soon_threadsafe(_enqueue, self._queue, waiting)
 
     async def _run(self) -> None:
         assert self._queue is not None
@@ -217,6 +229,12 @@ class GroupCommitter:
                     raise
                 await asyncio.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
+
+
+def _enqueue(queue: asyncio.Queue[_Waiting], waiting: list[_Waiting]) -> None:
+    """Queue submissions handed over together (on the worker loop, before any worker wakes)."""
+    for one in waiting:
+        queue.put_nowait(one)
 
 
 def _resolve(results: list[tuple[asyncio.Future[Outcome], Outcome | Exception]]) -> None:

@@ -148,16 +148,18 @@ def _used_meanwhile() -> IntegrityError:
     return IntegrityError("invitation already used", None, Exception("token used"))
 
 
-_PAIRS = "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)"
+# The pairs of the JSON array parameter numbered {0}.
+_PAIRS = "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?{0})"
 _SQLITE = {
-    "states": "SELECT code, status, opens_at, closes_at FROM survey_state"
-    " WHERE code IN (SELECT value FROM json_each(?))",
-    "replays": "SELECT survey, idempotency_key, id, township, request_hash FROM survey_response"
-    f" WHERE (survey, idempotency_key) IN ({_PAIRS})",
-    "answered": "SELECT survey, respondent, id FROM survey_response"
-    f" WHERE (survey, respondent) IN ({_PAIRS})",
-    "tokens": "SELECT id, token_hash, survey, township, used_at FROM survey_invitation"
-    " WHERE token_hash IN (SELECT value FROM json_each(?))",
+    # Every read of a batch in one statement (one step, one wait for the GIL afterwards).
+    "lookup": "SELECT 's', code, status, NULL, NULL, NULL, opens_at, closes_at FROM survey_state"
+    " WHERE code IN (SELECT value FROM json_each(?1))"
+    " UNION ALL SELECT 'r', survey, idempotency_key, id, township, request_hash, NULL, NULL"
+    f" FROM survey_response WHERE (survey, idempotency_key) IN ({_PAIRS.format(2)})"
+    " UNION ALL SELECT 'a', survey, respondent, id, NULL, NULL, NULL, NULL"
+    f" FROM survey_response WHERE (survey, respondent) IN ({_PAIRS.format(3)})"
+    " UNION ALL SELECT 't', survey, token_hash, id, township, NULL, used_at, NULL"
+    " FROM survey_invitation WHERE token_hash IN (SELECT value FROM json_each(?4))",
     "insert_responses": f"INSERT INTO survey_response ({', '.join(RESPONSE_COLUMNS)}) SELECT "
     + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(RESPONSE_COLUMNS)))
     + " FROM json_each(?) RETURNING id, survey, respondent",
@@ -214,11 +216,8 @@ def lookup_statements(dialect: str, query: Lookup) -> list[tuple[str, Any]]:
     idempotency keys and respondents) on ``dialect`` (``sqlite`` or ``postgresql``), as sent
     by a batch, for checking their query plans."""
     if dialect == "sqlite":
-        # No timestamps in these two: nothing to convert.
-        return [
-            _sqlite_statement("replays", (query.keys,), None)[:2],
-            _sqlite_statement("answered", (query.respondents,), None)[:2],
-        ]
+        # No timestamps in a lookup: nothing to convert.
+        return [_sqlite_statement("lookup", (query,), None)[:2]]
     return [(_PG_LOOKUP, _pg_lookup_params(query))]
 
 
@@ -238,7 +237,7 @@ def translated(exc: Exception, statement: str) -> Exception:
     return exc
 
 
-# SQLite: a lookup or a write is a few statements, each one ``sqlite3_step`` whatever the batch
+# SQLite: a lookup is one statement and a write three, each one ``sqlite3_step`` whatever the batch
 # size (rows travel as one JSON array, unpacked by ``json_each``): the driver gives up the GIL
 # once per statement rather than once per row, and a thread that must win the GIL back from a
 # busy event loop waits up to the interpreter's switch interval each time. The sequences are
@@ -254,8 +253,15 @@ def _sqlite_statement(name: str, args: tuple[Any, ...], to_db: Any) -> tuple[str
     stored form."""
     sql = _SQLITE[name]
     (rows,) = args
-    if name in ("replays", "answered", "tokens", "states"):
-        return sql, (json.dumps(list(rows), ensure_ascii=False),), False
+    if name == "lookup":
+        return (
+            sql,
+            tuple(
+                json.dumps(list(part), ensure_ascii=False)
+                for part in (rows.codes, rows.keys, rows.respondents, rows.hashes)
+            ),
+            False,
+        )
     if name == "insert_responses":
         doc = [(*row[:_CREATED], to_db(row[_CREATED])) for row in rows]
         return sql, (json.dumps(doc, ensure_ascii=False),), False
@@ -268,17 +274,15 @@ def _sqlite_statement(name: str, args: tuple[Any, ...], to_db: Any) -> tuple[str
 
 def _sqlite_lookup(query: Lookup, from_db: Any) -> _Steps[Found]:
     found = Found()
-    if query.codes:
-        found.states = [
-            (code, status, _or_none(from_db, opens), _or_none(from_db, closes))
-            for code, status, opens, closes in (yield ("states", (query.codes,)))
-        ]
-    if query.keys:
-        found.replays = yield ("replays", (query.keys,))
-    if query.respondents:
-        found.answered = yield ("answered", (query.respondents,))
-    if query.hashes:
-        found.tokens = yield ("tokens", (query.hashes,))
+    for kind, k1, k2, ident, t1, t2, at1, at2 in (yield ("lookup", (query,))):
+        if kind == "s":
+            found.states.append((k1, k2, _or_none(from_db, at1), _or_none(from_db, at2)))
+        elif kind == "r":
+            found.replays.append((k1, k2, ident, t1, t2))
+        elif kind == "a":
+            found.answered.append((k1, k2, ident))
+        else:
+            found.tokens.append((ident, k2, k1, t1, at1))
     return found
 
 

@@ -19,6 +19,7 @@ from sqlmodel import col
 from bot.rota.calendar import COMMITTEES, Meeting, Slot, assign
 from bot.rota.plan import TurnReply
 from core.errors import PufaError
+from core.ids import parse_id
 from storage.models import RotaEntry, Unit
 from storage.models_outbox import OutboxMessage
 from storage.models_rota import RotaMeeting, RotaSwap, RotaTurn
@@ -181,10 +182,10 @@ async def turn_row(session: AsyncSession, snapshot: Snapshot, slot: Slot) -> Rot
 
 def parse_meeting_ref(text: str) -> int:
     """A meeting id as printed by ``pufa rota meetings list`` (``12`` or ``#12``)."""
-    value = text.strip().lstrip("#")
-    if not value.isdigit():
+    value = parse_id(text.strip().lstrip("#"))
+    if value is None:
         raise PufaError(f"not a meeting number: {text!r} (see pufa rota meetings list)")
-    return int(value)
+    return value
 
 
 async def find_meeting(session: AsyncSession, ref: str | int) -> RotaMeeting:

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import BadHttpMessage
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -73,21 +74,26 @@ async def read_upload(request: web.Request, field: str = "file") -> Uploaded:
     name is percent-decoded (browsers escape quotes in it, some clients everything else)."""
     if request.content_type != "multipart/form-data":
         raise UploadProblem(N_("Choose a file to import."))
-    reader = await request.multipart()
-    async for part in reader:
-        if not isinstance(part, BodyPartReader) or part.name != field:
-            continue
-        data = bytearray()
-        while chunk := await part.read_chunk(_CHUNK):
-            data.extend(chunk)
-            if len(data) > MAX_UPLOAD:
-                raise UploadProblem(
-                    N_("The file is larger than {mb} MB: split it, or use pufa import."),
-                    mb=MAX_UPLOAD // (1024 * 1024),
-                )
-        if not data:
-            break
-        return Uploaded(unquote(part.filename or "")[:200], bytes(data))
+    try:
+        reader = await request.multipart()
+        async for part in reader:
+            if not isinstance(part, BodyPartReader) or part.name != field:
+                continue
+            data = bytearray()
+            while chunk := await part.read_chunk(_CHUNK):
+                data.extend(chunk)
+                if len(data) > MAX_UPLOAD:
+                    raise UploadProblem(
+                        N_("The file is larger than {mb} MB: split it, or use pufa import."),
+                        mb=MAX_UPLOAD // (1024 * 1024),
+                    )
+            if not data:
+                break
+            return Uploaded(unquote(part.filename or "")[:200], bytes(data))
+    except (ValueError, BadHttpMessage) as exc:  # a body that is not multipart as it says
+        raise UploadProblem(
+            N_("The upload arrived damaged or incomplete: choose the file and send it again.")
+        ) from exc
     raise UploadProblem(N_("Choose a file to import."))
 
 

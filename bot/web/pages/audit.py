@@ -19,6 +19,7 @@ from bot.web.auth import Principal
 from bot.web.layout import Page, Route, render
 from core.appkeys import SESSIONS, SETTINGS
 from core.i18n import N_
+from core.ids import parse_id
 from storage.models import AuditLog
 
 __all__ = ["PAGE"]
@@ -47,7 +48,7 @@ async def audit(request: web.Request, user: Principal) -> web.StreamResponse:
     action = q.get("action", "").strip()[:64]
     subject = q.get("subject", "").strip()[:200]
     start, end = _day(q.get("from")), _day(q.get("to"))
-    before = int(q["before"]) if q.get("before", "").isdigit() else None
+    before = parse_id(q.get("before"))
     tz = request.config_dict[SETTINGS].tz
     stmt = select(AuditLog)
     if actor:

@@ -20,6 +20,7 @@ from bot.web.layout import Page, Route, console_locale, render
 from core.appkeys import SESSIONS
 from core.clock import utcnow
 from core.i18n import N_, Translator, translator
+from core.ids import parse_id
 from storage.audit import record
 from storage.db import transaction
 from storage.models_outbox import OutboxMessage
@@ -82,7 +83,7 @@ async def retry(request: web.Request, user: Principal) -> web.StreamResponse:
     (``all=1``), are sent again."""
     form = await request.post()
     every = form.get("all") == "1"
-    ids = sorted({int(v) for v in form.getall("id", []) if isinstance(v, str) and v.isdigit()})
+    ids = sorted({i for i in map(parse_id, form.getall("id", [])) if i is not None})
     async with transaction(request.config_dict[SESSIONS]) as db:
         stmt = select(col(OutboxMessage.id)).where(col(OutboxMessage.status) == "failed")
         if not every:

@@ -53,6 +53,7 @@ from bot.web.login import safe_next
 from core.appkeys import SESSIONS, SETTINGS
 from core.clock import utcnow
 from core.i18n import N_, Translator, translator
+from core.ids import parse_id
 from storage.db import transaction
 from storage.models_rota import RotaSwap
 
@@ -286,10 +287,10 @@ async def meeting_page(request: web.Request, user: Principal) -> web.StreamRespo
 
 
 def _meeting_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit():
+    meeting_id = parse_id(request.match_info["id"])
+    if meeting_id is None:
         raise web.HTTPNotFound()
-    return int(raw)
+    return meeting_id
 
 
 Change = Callable[[Env], Awaitable[tuple[str, dict[str, Any]]]]
@@ -411,13 +412,12 @@ async def record_swap(request: web.Request, user: Principal) -> web.StreamRespon
     ``meeting_a`` with ``meeting_b``, for ``reason``; the other unit and the coordinator are
     asked as if the unit had asked in chat."""
     form = await request.post()
-    ids = [form_text(form.get(name), 12) for name in ("meeting_a", "meeting_b")]
+    meeting_a, meeting_b = (parse_id(form.get(name)) for name in ("meeting_a", "meeting_b"))
     reason = form.get("reason")
-    if not all(i.isdigit() for i in ids):
+    if meeting_a is None or meeting_b is None:
         t = translator(await console_locale(request))
         await flash_error(request, t._("Choose the two lectures to swap."))
         raise web.HTTPSeeOther(HOME + "#swaps")
-    meeting_a, meeting_b = int(ids[0]), int(ids[1])
 
     async def work(env: Env) -> tuple[str, dict[str, Any]]:
         snapshot = await load(env.session)
@@ -437,10 +437,9 @@ async def record_swap(request: web.Request, user: Principal) -> web.StreamRespon
 async def decide(request: web.Request, user: Principal) -> web.StreamResponse:
     """``POST /admin/rota/swaps/{id}/decide``: ``decision`` approve or reject (as the
     coordinator)."""
-    raw = request.match_info["id"]
-    if not raw.isdigit():
+    swap_id = parse_id(request.match_info["id"])
+    if swap_id is None:
         raise web.HTTPNotFound()
-    swap_id = int(raw)
     form = await request.post()
     decision = form_text(form.get("decision"), 16)
     if decision not in ("approve", "reject"):

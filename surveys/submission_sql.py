@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, cast
@@ -272,11 +272,16 @@ def _sqlite_statement(name: str, args: tuple[Any, ...], to_db: Any) -> tuple[str
     raise ValueError(f"unknown statement {name}")
 
 
-def _sqlite_lookup(query: Lookup, from_db: Any) -> _Steps[Found]:
+def _found(rows: Iterable[Sequence[Any]], from_db: Any = None) -> Found:
+    """A lookup's rows, each tagged with what it is (``s``, ``r``, ``a``, ``t``: the columns of
+    ``_PG_LOOKUP`` and SQLite's ``lookup``), sorted into :class:`Found`; ``from_db`` converts
+    the survey states' stored timestamps (SQLite)."""
     found = Found()
-    for kind, k1, k2, ident, t1, t2, at1, at2 in (yield ("lookup", (query,))):
+    for kind, k1, k2, ident, t1, t2, at1, at2 in rows:
         if kind == "s":
-            found.states.append((k1, k2, _or_none(from_db, at1), _or_none(from_db, at2)))
+            if from_db is not None:
+                at1, at2 = _or_none(from_db, at1), _or_none(from_db, at2)
+            found.states.append((k1, k2, at1, at2))
         elif kind == "r":
             found.replays.append((k1, k2, ident, t1, t2))
         elif kind == "a":
@@ -284,6 +289,10 @@ def _sqlite_lookup(query: Lookup, from_db: Any) -> _Steps[Found]:
         else:
             found.tokens.append((ident, k2, k1, t1, at1))
     return found
+
+
+def _sqlite_lookup(query: Lookup, from_db: Any) -> _Steps[Found]:
+    return _found((yield ("lookup", (query,))), from_db)
 
 
 def _sqlite_write(writes: Writes) -> _Steps[list[int]]:
@@ -410,19 +419,7 @@ class _Postgres:
             raise translated(exc, sql) from exc
 
     async def lookup(self, query: Lookup) -> Found:
-        found = Found()
-        for kind, k1, k2, ident, t1, t2, at1, at2 in await self._fetch(
-            _PG_LOOKUP, *_pg_lookup_params(query)
-        ):
-            if kind == "s":
-                found.states.append((k1, k2, at1, at2))
-            elif kind == "r":
-                found.replays.append((k1, k2, ident, t1, t2))
-            elif kind == "a":
-                found.answered.append((k1, k2, ident))
-            else:
-                found.tokens.append((ident, k2, k1, t1, at1))
-        return found
+        return _found(await self._fetch(_PG_LOOKUP, *_pg_lookup_params(query)))
 
     async def write(self, writes: Writes) -> list[int]:
         in_transaction = self._pg.is_in_transaction()

@@ -284,10 +284,52 @@ def run_wrk(
 
 
 def fill_stored(database_url: str, stored: int) -> None:
-    """Bulk-insert ``stored`` real (non-sample) responses into a SQLite database, one rating
-    answer each, then ``ANALYZE``. The answers are spread over the 8 indicator questions, the
-    five levels and two channels (no township), so results have something to count."""
-    asyncio.run(_fill(database_url, stored))
+    """Bulk-insert ``stored`` real (non-sample) responses into a SQLite or PostgreSQL database,
+    one rating answer each, then ``ANALYZE``. The answers are spread over the 8 indicator
+    questions, the five levels and two channels (no township), so results have something to
+    count; both databases get the same rows."""
+    if database_url.startswith("postgresql"):
+        asyncio.run(_fill_postgres(database_url, stored))
+    else:
+        asyncio.run(_fill(database_url, stored))
+
+
+# The rows of _fill, generated inside PostgreSQL (generate_series) instead of sent from here
+# (i * 2654435761 stays below 2**64 for any i a benchmark uses, so no modulo is needed).
+_PG_FILL = (
+    "INSERT INTO survey_response (id, survey, respondent, channel, township, locale,"
+    " idempotency_key, invitation_id, sample, created_at)"
+    " SELECT i, $1, lpad(to_hex(i * 2654435761), 16, '0') || lpad(to_hex(i), 48, '0'),"
+    " ($2::text[])[i % 2 + 1], NULL, 'zh_CN',"
+    " 'stored-' || i, NULL, false, timestamptz '2026-03-01 08:00:00+00'"
+    " FROM generate_series($3::bigint, $4::bigint) AS i",
+    "INSERT INTO survey_answer (response_id, survey, question, value, channel)"
+    " SELECT i, $1, ($2::text[])[i % 8 + 1], ($3::text[])[(i / 8 + i / 5) % 5 + 1],"
+    " ($4::text[])[i % 2 + 1] FROM generate_series($5::bigint, $6::bigint) AS i",
+)
+
+
+async def _fill_postgres(database_url: str, stored: int) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        step = 250_000
+        for begin in range(1, stored + 1, step):
+            end = min(stored, begin + step - 1)
+            async with conn.transaction():
+                await conn.execute(_PG_FILL[0], SURVEY, list(_CHANNELS), begin, end)
+                await conn.execute(
+                    _PG_FILL[1], SURVEY, list(RATED), list(_LEVELS), list(_CHANNELS), begin, end
+                )
+        for table in ("survey_response", "survey_answer"):
+            await conn.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                f" (SELECT max(id) FROM {table}))"
+            )
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
 
 
 async def _fill(database_url: str, stored: int) -> None:
@@ -326,6 +368,29 @@ async def _fill(database_url: str, stored: int) -> None:
 
 
 _FULL: dict[int, Path] = {}
+
+
+def full_postgres(name: str, stored: int = STORED) -> str | None:
+    """A throw-away PostgreSQL database ``name``, migrated, seeded and holding ``stored``
+    responses (:func:`fill_stored`); its URL, or ``None`` when PostgreSQL is not available.
+    The caller drops it (:func:`postgres_database`)."""
+    url = postgres_database(name, "create")
+    if url is None:
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="pufa-bench-full-pg-"))
+    try:
+        env = pufa_env(url, folder)
+        pufa_cli(env, folder, "db", "upgrade")
+        pufa_cli(env, folder, "seed")
+        started = time.perf_counter()
+        fill_stored(url, stored)
+        print(
+            f"PostgreSQL: stored {stored:,} responses in {time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return url
 
 
 def full_database(target: Path, stored: int = STORED) -> float:

@@ -10,7 +10,11 @@ channels. Then, alternately, ``PUFA_BENCH_RESULTS_REPEAT`` times (default 5):
   aggregate per question, option, township and channel, scoring with confidence intervals,
   the per-township and per-channel breakdowns, serialisation;
 - **hand SQL**: ``SELECT question, value, count(*) … GROUP BY question, value`` over the same
-  answers (real ones only, the 8 indicator questions) through the ``sqlite3`` module.
+  answers (real ones only, the 8 indicator questions) through the ``sqlite3`` module, or on
+  PostgreSQL through one open ``asyncpg`` connection.
+
+On SQLite, and on PostgreSQL when a server answers on ``PUFA_BENCH_POSTGRES`` (a throw-away
+database filled with the same rows, :func:`bench._wrk.full_postgres`).
 
 Reported: the median time of each and their ratio (target: pufa within 2× of the hand SQL),
 whether pufa's ``n`` and ``satisfied`` per indicator agree with the hand counts, and the wall
@@ -20,6 +24,7 @@ Run: ``python -m bench bench_results``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -33,12 +38,16 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
+
 from bench._wrk import (
     RATED,
     STORED,
     SURVEY,
     free_port,
     full_database,
+    full_postgres,
+    postgres_database,
     pufa_cli,
     pufa_env,
     row,
@@ -47,7 +56,7 @@ from bench._wrk import (
     wait_http,
 )
 
-__all__ = ["HAND_SQL", "TARGET", "main"]
+__all__ = ["HAND_SQL", "HAND_SQL_POSTGRES", "TARGET", "main", "measure"]
 
 REPEAT = int(os.environ.get("PUFA_BENCH_RESULTS_REPEAT", "5"))
 #: pufa may take at most this many times the hand-written SQL.
@@ -72,12 +81,52 @@ def _get(url: str, token: str) -> tuple[float, dict[str, Any]]:
     return took, data
 
 
-def _hand(path: Path) -> tuple[float, dict[tuple[str, str], int]]:
-    started = time.perf_counter()
-    with sqlite3.connect(path) as db:
-        found = db.execute(HAND_SQL, (SURVEY, *RATED)).fetchall()
-    took = time.perf_counter() - started
-    return took, {(q, v): int(n) for q, v, n in found}
+#: The same aggregate in PostgreSQL's dialect.
+HAND_SQL_POSTGRES = (
+    "SELECT question, value, count(*) FROM survey_answer"
+    " WHERE survey = $1 AND NOT sample AND value IS NOT NULL"
+    f" AND question IN ({', '.join(f'${n + 2}' for n in range(len(RATED)))})"
+    " GROUP BY question, value"
+)
+
+Counts = dict[tuple[str, str], int]
+
+
+class _SQLiteHand:
+    """The hand SQL on a SQLite file, through ``sqlite3`` (connecting is part of the time)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def __call__(self) -> tuple[float, Counts]:
+        started = time.perf_counter()
+        with sqlite3.connect(self._path) as db:
+            found = db.execute(HAND_SQL, (SURVEY, *RATED)).fetchall()
+        took = time.perf_counter() - started
+        return took, {(q, v): int(n) for q, v, n in found}
+
+    def close(self) -> None:
+        """Nothing kept open."""
+
+
+class _PostgresHand:
+    """The hand SQL on PostgreSQL through one ``asyncpg`` connection opened beforehand."""
+
+    def __init__(self, url: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+        self._conn = self._loop.run_until_complete(asyncpg.connect(dsn))
+
+    def __call__(self) -> tuple[float, Counts]:
+        started = time.perf_counter()
+        found = self._loop.run_until_complete(self._conn.fetch(HAND_SQL_POSTGRES, SURVEY, *RATED))
+        took = time.perf_counter() - started
+        return took, {(q, v): int(n) for q, v, n in found}
+
+    def close(self) -> None:
+        """Close the connection and its loop."""
+        self._loop.run_until_complete(self._conn.close())
+        self._loop.close()
 
 
 def _agree(report: dict[str, Any], counts: dict[tuple[str, str], int]) -> bool:
@@ -94,13 +143,33 @@ def _agree(report: dict[str, Any], counts: dict[tuple[str, str], int]) -> bool:
 
 
 def main() -> list[dict[str, Any]]:
-    """Build (or copy) the full database, time pufa's results and the hand SQL; return rows."""
+    """Time pufa's results and the hand SQL on SQLite (and PostgreSQL); return the rows."""
     workdir = Path(tempfile.mkdtemp(prefix="pufa-bench-results-"))
-    proc = None
+    rows: list[dict[str, Any]] = []
     try:
         path = workdir / "full.db"
         full_database(path)
-        url = f"sqlite+aiosqlite:///{path}"
+        rows += measure("sqlite", f"sqlite+aiosqlite:///{path}", _SQLiteHand(path), workdir)
+        name = f"pufa_bench_results_{os.getpid()}"
+        url = full_postgres(name)
+        if url is None:
+            print("PostgreSQL not available: results measured on SQLite only", flush=True)
+        else:
+            try:
+                rows += measure("postgresql", url, _PostgresHand(url), workdir)
+            finally:
+                postgres_database(name, "drop")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return rows
+
+
+def measure(
+    database: str, url: str, hand: _SQLiteHand | _PostgresHand, workdir: Path
+) -> list[dict[str, Any]]:
+    """Serve ``url`` (a full database), time its results and ``hand`` alternately; the rows."""
+    proc = None
+    try:
         env = pufa_env(url, workdir, PUFA_AUTO_MIGRATE="false")
         token = pufa_cli(env, workdir, "token", "create", "--role", "analyst").strip()
         token = token.splitlines()[-1]
@@ -109,17 +178,17 @@ def main() -> list[dict[str, Any]]:
         wait_http(f"http://127.0.0.1:{port}/healthz", proc)
         endpoint = f"http://127.0.0.1:{port}/api/v1/surveys/{SURVEY}/results"
         _get(endpoint, token)  # warm: imports, caches, the database pages
-        _hand(path)
+        hand()
         pufa_times, hand_times = [], []
         report: dict[str, Any] = {}
-        counts: dict[tuple[str, str], int] = {}
+        counts: Counts = {}
         for n in range(REPEAT):
             for name in ("pufa", "hand") if n % 2 == 0 else ("hand", "pufa"):
                 if name == "pufa":
                     took, report = _get(endpoint, token)
                     pufa_times.append(took)
                 else:
-                    took, counts = _hand(path)
+                    took, counts = hand()
                     hand_times.append(took)
         stop(proc)
         proc = None
@@ -131,19 +200,19 @@ def main() -> list[dict[str, Any]]:
         cli = time.perf_counter() - started
     finally:
         stop(proc)
-        shutil.rmtree(workdir, ignore_errors=True)
+        hand.close()
     pufa_ms = statistics.median(pufa_times) * 1000
     hand_ms = statistics.median(hand_times) * 1000
     agree = _agree(report, counts)
     total = sum(counts.values())
     ratio = pufa_ms / hand_ms if hand_ms else None
     print(
-        f"results over {total:,} answers: GET results {pufa_ms:.0f} ms, hand SQL {hand_ms:.0f} ms"
-        f" (medians of {REPEAT}) -> {ratio:.2f}x; counts agree: {agree};"
+        f"{database}: results over {total:,} answers: GET results {pufa_ms:.0f} ms, hand SQL"
+        f" {hand_ms:.0f} ms (medians of {REPEAT}) -> {ratio:.2f}x; counts agree: {agree};"
         f" `pufa results` command {cli:.1f} s",
         flush=True,
     )
-    case = f"{total:,} answers ({STORED:,} responses)"
+    case = f"{database}, {total:,} answers ({STORED:,} responses)"
     return [
         row(
             "results", case, "ms GET results vs hand SQL", pufa_ms, baseline=hand_ms,

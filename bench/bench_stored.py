@@ -17,6 +17,9 @@ cost does not grow with the table. This benchmark shows it:
 - the CPU time of wrk and of the server are measured per run, to show that the load generator
   is not the bottleneck.
 
+The same again on PostgreSQL when a server answers on ``PUFA_BENCH_POSTGRES`` (two throw-away
+databases, the full one filled with the same rows: :func:`bench._wrk.full_postgres`).
+
 Target: the full database keeps at least 90% of the empty one's throughput.
 ``PUFA_BENCH_SERVER_ROOT`` runs the servers from another checkout (e.g. an older commit) for a
 before/after comparison. Run: ``python -m bench bench_stored``.
@@ -43,8 +46,10 @@ from bench._wrk import (
     TOKENS_PER_RUN,
     free_port,
     full_database,
+    full_postgres,
     have_wrk,
     make_tokens,
+    postgres_database,
     pufa_cli,
     pufa_env,
     row,
@@ -55,31 +60,52 @@ from bench._wrk import (
     write_tokens,
 )
 
-__all__ = ["main"]
+__all__ = ["main", "measure"]
 
 CONNECTIONS = int(os.environ.get("PUFA_BENCH_CONNECTIONS", "50"))
 TARGET = 0.9
 
 
 def main() -> list[dict[str, Any]]:
-    """Prepare both databases, start both servers, drive them alternately; print and return
-    the rows."""
+    """Measure on SQLite (and PostgreSQL when it answers); print and return the rows."""
     if not have_wrk():
         return []
     workdir = Path(tempfile.mkdtemp(prefix="pufa-bench-stored-"))
-    urls = {name: f"sqlite+aiosqlite:///{workdir / f'{name}.db'}" for name in ("empty", "full")}
+    rows: list[dict[str, Any]] = []
+    try:
+        full_database(workdir / "full.db")
+        urls = {name: f"sqlite+aiosqlite:///{workdir / f'{name}.db'}" for name in ("empty", "full")}
+        rows += measure("sqlite", urls, workdir)
+        names = {n: f"pufa_bench_stored_{n}_{os.getpid()}" for n in ("empty", "full")}
+        full = full_postgres(names["full"])
+        empty = postgres_database(names["empty"], "create") if full else None
+        try:
+            if full and empty:
+                rows += measure("postgresql", {"empty": empty, "full": full}, workdir)
+            else:
+                print("PostgreSQL not available: measured on SQLite only", flush=True)
+        finally:
+            for name, url in (("full", full), ("empty", empty)):
+                if url:
+                    postgres_database(names[name], "drop")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return rows
+
+
+def measure(database: str, urls: dict[str, str], workdir: Path) -> list[dict[str, Any]]:
+    """Drive an ``empty`` database (migrated and seeded here) and a ``full`` one (filled
+    beforehand) alternately; the rows."""
     procs: dict[str, Any] = {}
     try:
         token_files: dict[str, list[Path]] = {}
         for name, url in urls.items():
-            env = pufa_env(url, workdir)
-            if name == "full":
-                full_database(workdir / "full.db")
-            else:
+            if name == "empty":
+                env = pufa_env(url, workdir)
                 pufa_cli(env, workdir, "db", "upgrade")
                 pufa_cli(env, workdir, "seed")
             tokens = make_tokens(url, TOKENS_PER_RUN, ROUNDS)
-            token_files[name] = write_tokens(tokens, workdir, name, TOKENS_PER_RUN)
+            token_files[name] = write_tokens(tokens, workdir, f"{database}-{name}", TOKENS_PER_RUN)
         ports = {}
         for name, url in urls.items():
             env = pufa_env(url, workdir, PUFA_AUTO_MIGRATE="false")
@@ -89,7 +115,7 @@ def main() -> list[dict[str, Any]]:
             )
             wait_http(f"http://127.0.0.1:{ports[name]}/healthz", procs[name])
         print(
-            f"SQLite (WAL), wrk -t1 -c{CONNECTIONS} {SECONDS}s a run, {ROUNDS} rounds,"
+            f"{database}, wrk -t1 -c{CONNECTIONS} {SECONDS}s a run, {ROUNDS} rounds,"
             f" {os.cpu_count()} CPUs, server from {SERVER_ROOT}",
             flush=True,
         )
@@ -109,7 +135,7 @@ def main() -> list[dict[str, Any]]:
                     seconds=SECONDS,
                     servers={"server": procs[name].pid},
                     workdir=workdir,
-                    name=f"{name}{r}",
+                    name=f"{database}-{name}{r}",
                 )
                 figures[name].append(result)
                 print(
@@ -122,17 +148,16 @@ def main() -> list[dict[str, Any]]:
     finally:
         for proc in procs.values():
             stop(proc)
-        shutil.rmtree(workdir, ignore_errors=True)
     empty = statistics.mean(r["rate"] for r in figures["empty"])
     full = statistics.mean(r["rate"] for r in figures["full"])
     bad = sum(r["non2xx"] for runs in figures.values() for r in runs)
     ratio = full / empty if empty else None
     print(
-        f"summary: empty {empty:.0f} req/s, {STORED:,} stored {full:.0f} req/s"
+        f"{database} summary: empty {empty:.0f} req/s, {STORED:,} stored {full:.0f} req/s"
         f" -> {full / empty:.1%} of the empty database's throughput",
         flush=True,
     )
-    case = f"{STORED:,} stored vs empty, {CONNECTIONS} conns"
+    case = f"{database}, {STORED:,} stored vs empty, {CONNECTIONS} conns"
     return [
         row(
             "stored", case, "req/s full vs empty", full, baseline=empty, ratio=ratio,

@@ -23,6 +23,7 @@ from tests.conftest import POSTGRES_URL
 from tests.fakes.telegram_api import FakeBotApi
 from tests.helpers import TEST_SECRET, free_port
 from tests.outbox.conftest import delivered, queue_texts, rows
+from tests.reliability.counts import COUNTS
 
 HOOK_SECRET = "outbox-hook-secret"
 
@@ -134,8 +135,17 @@ async def test_serve_killed_mid_drain_delivers_everything_at_most_the_one_in_fli
 
         await _until(all_sent, 60, "every message sent after the restart")
     got = Counter(delivered(fake))
-    assert set(got) == set(texts)  # nothing lost
     twice = {t for t, n in got.items() if n > 1}
+    COUNTS["kill -9 outbox: messages queued"] += len(texts)
+    COUNTS["kill -9 outbox: SIGKILLs injected"] += 1
+    COUNTS["kill -9 outbox: recorded sent before SIGKILL"] += sum(
+        1 for status in after_kill.values() if status == "sent"
+    )
+    COUNTS["kill -9 outbox: in flight (delivered, unrecorded)"] += len(in_flight)
+    COUNTS["kill -9 outbox: sent after restart"] += sum(got.values()) - sum(before.values())
+    COUNTS["kill -9 outbox: lost"] += len(set(texts) - set(got))
+    COUNTS["kill -9 outbox: delivered twice"] += len(twice)
+    assert set(got) == set(texts)  # nothing lost
     assert twice == in_flight and max(got.values()) == 2
 
 

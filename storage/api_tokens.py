@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from core.ids import parse_id
 from storage.models_surveys import ApiToken
 
 ROLES: tuple[str, ...] = ("admin", "analyst", "coordinator", "staff")
@@ -80,9 +81,10 @@ async def authenticate(session: AsyncSession, token: str) -> ApiToken | None:
 
 async def revoke_api_token(session: AsyncSession, prefix_or_id: str, now: datetime) -> int:
     """Revoke tokens by id or by their recorded prefix; return how many were revoked."""
+    token_id = parse_id(prefix_or_id)
     condition = (
-        col(ApiToken.id) == int(prefix_or_id)
-        if prefix_or_id.isdigit()
+        col(ApiToken.id) == token_id
+        if token_id is not None
         else col(ApiToken.prefix) == prefix_or_id[:12]
     )
     result = await session.execute(

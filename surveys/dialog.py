@@ -34,6 +34,7 @@ from sqlmodel import col
 
 from core.dialog import BAD_BUTTON, STALE_BUTTON, DialogRegistry, Step
 from core.i18n import N_
+from core.ids import parse_digits
 from storage.models import Township
 from storage.models_surveys import SurveyInvitation
 from surveys.engine import ErrorCode, next_question, progress, validate_answer
@@ -88,8 +89,9 @@ def typed_options(question: Question, text: str) -> list[int] | None:
     parts = [part for part in _SEPARATORS.split(unicodedata.normalize("NFKC", text)) if part]
     chosen: list[int] = []
     for part in parts:
-        if part.isdigit():
-            index = int(part) - 1
+        number = parse_digits(part, 4)
+        if number is not None:
+            index = number - 1
             if not 0 <= index < len(question.options):
                 return None
         else:

@@ -47,6 +47,7 @@ from core.dialog import (
     Step,
 )
 from core.i18n import N_, negotiate, translator
+from core.ids import parse_digits
 from core.messages import Inbound, Reply
 from core.metrics import Metrics
 from core.settings import SHIPPED_LOCALES, Settings
@@ -251,9 +252,9 @@ class DialogRuntime:
         inbound = step.inbound
         text = (inbound.text or "").strip()
         payload = inbound.payload
-        if payload is None and text.isdigit():
+        number = parse_digits(text, 4) if payload is None else None
+        if number is not None:
             choices = step.state.get(_BUTTON_KEY) or []
-            number = int(text)
             if 1 <= number <= len(choices):
                 payload = choices[number - 1]
         command = None if payload is not None else self._parse_command(text, inbound)

@@ -35,6 +35,7 @@ from core.clock import utcnow
 from core.crypto import keyed_hash
 from core.http import read_form, request_locale
 from core.i18n import N_, negotiate, translator
+from core.ids import parse_digits
 from storage.models_surveys import SurveyInvitation, SurveyState
 from surveys.engine import AnswerError, visible_questions
 from surveys.intake import (
@@ -526,9 +527,9 @@ def _saved_marker(request: web.Request, survey: str, at: int) -> str:
 
 def _just_saved(request: web.Request, survey: str) -> bool:
     at_text, _, _signature = request.cookies.get(SAVED_COOKIE, "").partition(".")
-    if not at_text.isdigit():
+    at = parse_digits(at_text, 12)  # a unix time
+    if at is None:
         return False
-    at = int(at_text)
     if not 0 <= time.time() - at <= SAVED_FOR:
         return False
     expected = _saved_marker(request, survey, at)

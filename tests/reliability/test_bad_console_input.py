@@ -43,6 +43,8 @@ HOSTILE_VALUES: dict[str, bytes] = {
     "SQL": b"1' OR '1'='1'; DROP TABLE survey_response; --",
     "huge number": b"9" * 400,
     "negative": b"-1",
+    "superscript digit": "²".encode(),
+    "Ethiopic digit": "፩".encode(),
     "empty": b"",
 }
 PATH_IDS = {

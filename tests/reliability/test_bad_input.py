@@ -208,6 +208,11 @@ async def test_mobile_pages_refuse_hostile_forms_and_queries(
         COUNTS["bad input: faults injected"] += 1
         assert response.status < 500, (query, response.status)
         assert "<script>" not in text
+    for cookie in ("፩.x", "²²²." + "0" * 32, "9" * 5000 + ".x"):  # the "just saved" marker
+        response = await client.get("/s/fazhi-2026/thanks", cookies={"pufa_saved": cookie})
+        _count(response.status)
+        COUNTS["bad input: faults injected"] += 1
+        assert response.status == 200, (cookie[:20], response.status)
     for path in ("/s/%00", "/s/%ff%fe", "/s/" + "x" * 3000, "/api/v1/surveys/%00"):
         response = await client.get(path)
         _count(response.status)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.ids import MAX_ID, parse_id
+from core.ids import MAX_ID, parse_digits, parse_id
 
 
 @pytest.mark.parametrize(
@@ -28,3 +28,18 @@ from core.ids import MAX_ID, parse_id
 )
 def test_parse_id(text: object, expected: int | None) -> None:
     assert parse_id(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        ("0", 4, 0),
+        ("2027", 4, 2027),
+        ("12345", 4, None),  # longer than the caller allows
+        ("፩", 4, None),  # str.isdigit() says yes, int() says no
+        ("9" * 5000, 19, None),  # int() refuses past 4,300 digits
+        (" 3 ", 4, 3),
+    ],
+)
+def test_parse_digits(text: str, limit: int, expected: int | None) -> None:
+    assert parse_digits(text, limit) == expected

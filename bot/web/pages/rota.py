@@ -53,7 +53,7 @@ from bot.web.login import safe_next
 from core.appkeys import SESSIONS, SETTINGS
 from core.clock import utcnow
 from core.i18n import N_, Translator, translator
-from core.ids import parse_id
+from core.ids import parse_digits, parse_id
 from storage.db import transaction
 from storage.models_rota import RotaSwap
 
@@ -456,8 +456,9 @@ async def decide(request: web.Request, user: Principal) -> web.StreamResponse:
 
 def _year(request: web.Request, now: datetime, tz: tzinfo) -> int:
     raw = request.query.get("year", "")
-    if raw.isdigit() and 2000 <= int(raw) <= 2100:
-        return int(raw)
+    year = parse_digits(raw, 4)
+    if year is not None and 2000 <= year <= 2100:
+        return year
     if raw:
         raise web.HTTPNotFound()
     return now.astimezone(tz).year

@@ -24,9 +24,10 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -37,6 +38,7 @@ from storage.types import UTCDateTime
 __all__ = [
     "ANSWER_COLUMNS",
     "RESPONSE_COLUMNS",
+    "SQLITE_STATEMENTS",
     "Found",
     "Lookup",
     "SQLiteStatements",
@@ -151,25 +153,38 @@ def _used_meanwhile() -> IntegrityError:
 # The pairs of the JSON array parameter numbered {0}.
 _PAIRS = "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?{0})"
 _SQLITE = {
-    # Every read of a batch in one statement (one step, one wait for the GIL afterwards).
-    "lookup": "SELECT 's', code, status, NULL, NULL, NULL, opens_at, closes_at FROM survey_state"
+    # Every read of a batch in one statement and one row (one step, one wait for the GIL
+    # afterwards): the rows come back as one JSON array.
+    "lookup": "SELECT json_group_array(json_array(k, k1, k2, id, t1, t2, at1, at2)) FROM ("
+    "SELECT 's' AS k, code AS k1, status AS k2, NULL AS id, NULL AS t1, NULL AS t2,"
+    " opens_at AS at1, closes_at AS at2 FROM survey_state"
     " WHERE code IN (SELECT value FROM json_each(?1))"
     " UNION ALL SELECT 'r', survey, idempotency_key, id, township, request_hash, NULL, NULL"
     f" FROM survey_response WHERE (survey, idempotency_key) IN ({_PAIRS.format(2)})"
     " UNION ALL SELECT 'a', survey, respondent, id, NULL, NULL, NULL, NULL"
     f" FROM survey_response WHERE (survey, respondent) IN ({_PAIRS.format(3)})"
     " UNION ALL SELECT 't', survey, token_hash, id, township, NULL, used_at, NULL"
-    " FROM survey_invitation WHERE token_hash IN (SELECT value FROM json_each(?4))",
+    " FROM survey_invitation WHERE token_hash IN (SELECT value FROM json_each(?4)))",
+    # No RETURNING: it is one step (and one wait for the GIL) per row inserted.
     "insert_responses": f"INSERT INTO survey_response ({', '.join(RESPONSE_COLUMNS)}) SELECT "
     + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(RESPONSE_COLUMNS)))
-    + " FROM json_each(?) RETURNING id, survey, respondent",
+    + " FROM json_each(?)",
+    # The ids of the responses just inserted, found by their unique (survey, respondent).
+    "response_ids": "SELECT json_group_array(json_array(id, survey, respondent))"
+    f" FROM survey_response WHERE (survey, respondent) IN ({_PAIRS.format(1)})",
     "insert_answers": f"INSERT INTO survey_answer ({', '.join(ANSWER_COLUMNS)}) SELECT "
     + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(ANSWER_COLUMNS)))
     + " FROM json_each(?)",
-    "mark_used": "UPDATE survey_invitation SET used_at = (SELECT json_extract(u.value, '$[1]')"
-    " FROM json_each(?1) AS u WHERE json_extract(u.value, '$[0]') = survey_invitation.id)"
-    " WHERE id IN (SELECT json_extract(value, '$[0]') FROM json_each(?1)) AND used_at IS NULL",
+    # UPDATE … FROM (SQLite 3.33+): one pass over the uses, each invitation found by its key
+    # (a correlated subquery per invitation read the whole array again for every row).
+    "mark_used": "UPDATE survey_invitation SET used_at = u.at FROM (SELECT json_extract(value,"
+    " '$[0]') AS id, json_extract(value, '$[1]') AS at FROM json_each(?1)) AS u"
+    " WHERE survey_invitation.id = u.id AND survey_invitation.used_at IS NULL",
 }
+
+SQLITE_STATEMENTS: Mapping[str, str] = MappingProxyType(_SQLITE)
+"""SQLite's batch statements by name (``lookup``, ``insert_responses``, ``response_ids``,
+``insert_answers``, ``mark_used``); each takes its rows as JSON arrays."""
 
 # Everything a batch reads in one statement. Each key is looked up on its own (a LATERAL
 # subquery, kept from being flattened into a join by OFFSET 0) with an equality on every column
@@ -237,12 +252,12 @@ def translated(exc: Exception, statement: str) -> Exception:
     return exc
 
 
-# SQLite: a lookup is one statement and a write three, each one ``sqlite3_step`` whatever the batch
-# size (rows travel as one JSON array, unpacked by ``json_each``): the driver gives up the GIL
-# once per statement rather than once per row, and a thread that must win the GIL back from a
-# busy event loop waits up to the interpreter's switch interval each time. The sequences are
-# generators of ``(statement, args)`` so that the aiosqlite and the sqlite3 connection run the
-# same ones.
+# SQLite: a lookup is one statement and a write four, each one ``sqlite3_step`` whatever the
+# batch size: rows travel in as one JSON array, unpacked by ``json_each``, and come back as one
+# (``json_group_array``), as the driver gives up the GIL for every step, that is for every row
+# fetched, and a thread that must win the GIL back from a busy event loop waits each time. The
+# sequences are generators of ``(statement, args)`` so that the aiosqlite and the sqlite3
+# connection run the same ones.
 
 _Steps = Generator[tuple[str, tuple[Any, ...]], Any, _R]
 
@@ -264,7 +279,10 @@ def _sqlite_statement(name: str, args: tuple[Any, ...], to_db: Any) -> tuple[str
         )
     if name == "insert_responses":
         doc = [(*row[:_CREATED], to_db(row[_CREATED])) for row in rows]
-        return sql, (json.dumps(doc, ensure_ascii=False),), False
+        return sql, (json.dumps(doc, ensure_ascii=False),), True
+    if name == "response_ids":
+        who = [(row[0], row[1]) for row in rows]
+        return sql, (json.dumps(who, ensure_ascii=False),), False
     if name == "insert_answers":
         return sql, (json.dumps(rows, ensure_ascii=False),), True
     if name == "mark_used":
@@ -291,13 +309,19 @@ def _found(rows: Iterable[Sequence[Any]], from_db: Any = None) -> Found:
     return found
 
 
+def _one_json_row(rows: Sequence[Sequence[Any]]) -> Any:
+    """The JSON document a one-row statement (``json_group_array``) returned, decoded."""
+    return json.loads(rows[0][0])
+
+
 def _sqlite_lookup(query: Lookup, from_db: Any) -> _Steps[Found]:
-    return _found((yield ("lookup", (query,))), from_db)
+    return _found(_one_json_row((yield ("lookup", (query,)))), from_db)
 
 
 def _sqlite_write(writes: Writes) -> _Steps[list[int]]:
     responses = writes.responses
-    returned = yield ("insert_responses", (responses,))
+    yield ("insert_responses", (responses,))
+    returned = _one_json_row((yield ("response_ids", (responses,))))
     # Rows come back matched by (survey, respondent), unique among the responses.
     by_who = {(survey, who): rid for rid, survey, who in returned}
     ids = [by_who[(row[0], row[1])] for row in responses]

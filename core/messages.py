@@ -9,7 +9,7 @@ The adapter renders them: inline keyboards where the platform has buttons, numbe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -24,6 +24,7 @@ __all__ = [
     "Reply",
     "ReplyKind",
     "render_numbered",
+    "split_text",
 ]
 
 
@@ -176,3 +177,47 @@ class CollectingChannel:
     def last(self) -> Reply:
         """The most recent reply (``IndexError`` if none)."""
         return self.replies[-1][1]
+
+
+def split_text(text: str, limit: int, length: Callable[[str], int] = len) -> list[str]:
+    """``text`` in pieces of at most ``limit`` (as ``length`` measures a string: characters,
+    UTF-8 bytes, UTF-16 code units…), for platforms that cap a message's length.
+
+    Pieces are cut at line ends where possible, a longer line between characters; lines keep
+    their order and pieces holding only blanks are dropped. A text within ``limit`` comes
+    back whole.
+    """
+    if length(text) <= limit:
+        return [text]
+    chunks: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in text.split("\n"):
+        for piece in _cut(line, limit, length) or [""]:
+            width = length(piece)
+            extra = width + (1 if current else 0)
+            if current and size + extra > limit:
+                chunks.append("\n".join(current))
+                current, size, extra = [], 0, width
+            current.append(piece)
+            size += extra
+    if current:
+        chunks.append("\n".join(current))
+    return [chunk for chunk in chunks if chunk.strip()] or [text[:1]]
+
+
+def _cut(line: str, limit: int, length: Callable[[str], int]) -> list[str]:
+    """``line`` cut between characters into pieces of at most ``limit``."""
+    parts: list[str] = []
+    current: list[str] = []
+    size = 0
+    for ch in line:
+        width = length(ch)
+        if current and size + width > limit:
+            parts.append("".join(current))
+            current, size = [], 0
+        current.append(ch)
+        size += width
+    if current:
+        parts.append("".join(current))
+    return parts

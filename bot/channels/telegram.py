@@ -64,7 +64,7 @@ from core.appkeys import CHANNEL_HEALTH, METRICS, SETTINGS
 from core.health import ChannelHealth, ChannelState
 from core.http import parse_json
 from core.i18n import negotiate, translator
-from core.messages import Attachment, Inbound, Reply
+from core.messages import Attachment, Inbound, Reply, split_text
 from core.metrics import Metrics
 from core.settings import SHIPPED_LOCALES, Settings
 
@@ -73,9 +73,11 @@ __all__ = [
     "CHANNEL",
     "SECRET_HEADER",
     "TELEGRAM",
+    "TEXT_LIMIT",
     "WEBHOOK_PATH",
     "TelegramChannel",
     "TelegramSender",
+    "send_requests",
     "to_inbound",
 ]
 
@@ -86,6 +88,8 @@ WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ("message", "callback_query")
 FIRST_START_WAIT = 10.0
+#: The longest message text the Bot API takes, in UTF-16 code units (as it counts).
+TEXT_LIMIT = 4096
 """Seconds ``pufa serve`` waits for the first attempt to reach Telegram before serving."""
 
 # pufa calls sendMessage and editMessageText through Bot.do_api_request on purpose: their
@@ -169,6 +173,22 @@ def _drop_pressed_keyboard(data: dict[str, Any]) -> None:
     message = query.get("message") if isinstance(query, dict) else None
     if isinstance(message, dict) and "reply_markup" in message:
         query["message"] = {k: v for k, v in message.items() if k != "reply_markup"}  # type: ignore[index]
+
+
+def _utf16_length(text: str) -> int:
+    """Length of ``text`` in UTF-16 code units, as the Bot API counts a message's length."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def send_requests(chat_id: int, reply: Reply) -> list[dict[str, Any]]:
+    """The ``sendMessage`` parameters of ``reply``: one message, or several when its text is
+    over the Bot API's :data:`TEXT_LIMIT` (cut at line ends; the keyboard under the last)."""
+    pieces = split_text(reply.text, TEXT_LIMIT, _utf16_length)
+    requests: list[dict[str, Any]] = [{"chat_id": chat_id, "text": piece} for piece in pieces]
+    markup = _markup(reply)
+    if markup is not None:
+        requests[-1]["reply_markup"] = markup
+    return requests
 
 
 def _markup(reply: Reply) -> dict[str, Any] | None:
@@ -440,13 +460,13 @@ class TelegramChannel:
         await self.application.bot.do_api_request(endpoint, api_kwargs=data)
 
     async def _send(self, chat_id: str, reply: Reply) -> None:
-        data: dict[str, Any] = {"chat_id": int(chat_id), "text": reply.text}
-        markup = _markup(reply)
-        if markup is not None:
-            data["reply_markup"] = markup
-        await self._call("sendMessage", data)
+        for data in send_requests(int(chat_id), reply):
+            await self._call("sendMessage", data)
 
     async def _edit(self, chat_id: str, reply: Reply, message_id: str) -> None:
+        if _utf16_length(reply.text) > TEXT_LIMIT:  # one message cannot hold it: send it anew
+            await self._send(chat_id, reply)
+            return
         data: dict[str, Any] = {
             "chat_id": int(chat_id),
             "message_id": int(message_id),
@@ -517,17 +537,17 @@ class TelegramSender:
 
     async def send(self, item: OutboundItem) -> None:
         """Send ``item`` as a text message with its inline keyboard, or raise
-        :class:`TransientSendError` / :class:`PermanentSendError`."""
+        :class:`TransientSendError` / :class:`PermanentSendError`.
+
+        A text over the Bot API's limit goes as several messages (:func:`send_requests`); if
+        one of them fails, a retry sends the earlier ones again."""
         try:
             chat_id = int(item.recipient)
         except ValueError:
             raise PermanentSendError(f"not a Telegram chat id: {item.recipient!r}") from None
-        data: dict[str, Any] = {"chat_id": chat_id, "text": item.reply.text}
-        markup = _markup(item.reply)
-        if markup is not None:
-            data["reply_markup"] = markup
         try:
-            await self.bot.do_api_request("sendMessage", api_kwargs=data)
+            for data in send_requests(chat_id, item.reply):
+                await self.bot.do_api_request("sendMessage", api_kwargs=data)
         except RetryAfter as exc:
             raise TransientSendError(exc.message, retry_after=_seconds(exc.retry_after)) from exc
         except ChatMigrated as exc:

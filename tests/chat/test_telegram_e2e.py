@@ -12,7 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from bot.app import create_app
-from bot.channels.telegram import WEBHOOK_PATH
+from bot.channels.telegram import TELEGRAM, WEBHOOK_PATH
+from core.messages import Button, Reply
 from core.settings import Settings
 from storage.db import transaction
 from storage.models import ChatIdentity
@@ -235,3 +236,19 @@ async def test_polling_mode_answers_updates(
     finally:
         await client.close()
     await asyncio.sleep(0)
+
+
+async def test_a_reply_over_the_bot_api_limit_is_sent_in_pieces(bot: Bot) -> None:
+    """Answers to updates go through the channel's own sending, cut like the outbox's pushes:
+    a long list (a township's villages short of liaisons, say) is never refused as too long."""
+    channel = bot.client.server.app[TELEGRAM]
+    lines = [f"{n}. 第{n}村：还需登记 2 名法律明白人" for n in range(1, 401)]
+    reply = Reply("\n".join(lines), ((Button("知道了", "v.ok"),),))
+    await channel.deliver("4343", [reply])
+    sent = bot.fake.sent_messages(4343)
+    assert len(sent) > 1
+    assert [line for message in sent for line in message["text"].split("\n")] == lines
+    assert "reply_markup" in sent[-1] and all("reply_markup" not in m for m in sent[:-1])
+    # An edit of the pressed message that no longer fits in one is sent anew, in pieces.
+    await channel.deliver("4343", [Reply(reply.text, kind="edit_source")], source_message_id="1")
+    assert len(bot.fake.sent_messages(4343)) == 2 * len(sent)

@@ -154,3 +154,14 @@ def test_the_telegram_channel_uses_only_the_public_ptb_api() -> None:
     modules = sorted((ROOT / "bot" / "channels").glob("*.py"))
     assert modules
     assert [use for path in modules for use in _private_uses(path)] == []
+
+
+async def test_a_text_over_the_bot_api_limit_goes_as_several_messages(
+    fake: FakeBotApi, sender: TelegramSender
+) -> None:
+    lines = [f"{n}. 第{n}村 法律明白人 缺 2 名（贫困村须 3 名）" for n in range(1, 301)]
+    await sender.send(_item(text="\n".join(lines)))
+    sent = fake.sent_messages(42)
+    assert len(sent) > 1  # the fake Bot API refuses a text over 4,096 characters
+    assert [line for message in sent for line in message["text"].split("\n")] == lines
+    assert [bool(m.get("reply_markup")) for m in sent] == [False] * (len(sent) - 1) + [True]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-from core.messages import Reply, render_numbered
+from core.messages import Reply, render_numbered, split_text
 
 __all__ = [
     "MAX_CARD_BUTTONS",
@@ -77,43 +77,13 @@ def text_of(reply: Reply) -> str:
     return render_numbered(reply)
 
 
-def _split_bytes(line: str, limit: int) -> list[str]:
-    parts: list[str] = []
-    current = ""
-    size = 0
-    for ch in line:
-        width = len(ch.encode("utf-8"))
-        if size + width > limit:
-            parts.append(current)
-            current, size = "", 0
-        current += ch
-        size += width
-    if current:
-        parts.append(current)
-    return parts
+def _utf8_length(text: str) -> int:
+    return len(text.encode("utf-8"))
 
 
 def text_chunks(text: str, limit: int = TEXT_LIMIT) -> list[str]:
     """``text`` in pieces of at most ``limit`` UTF-8 bytes, cut at line ends where possible."""
-    if len(text.encode("utf-8")) <= limit:
-        return [text]
-    chunks: list[str] = []
-    current: list[str] = []
-    size = 0
-    for line in text.split("\n"):
-        pieces = _split_bytes(line, limit) or [""]
-        for piece in pieces:
-            length = len(piece.encode("utf-8"))
-            extra = length + (1 if current else 0)
-            if current and size + extra > limit:
-                chunks.append("\n".join(current))
-                current, size = [], 0
-                extra = length
-            current.append(piece)
-            size += extra
-    if current:
-        chunks.append("\n".join(current))
-    return [chunk for chunk in chunks if chunk.strip()] or [text[:1]]
+    return split_text(text, limit, _utf8_length)
 
 
 def robot_markdown(reply: Reply, limit: int = MARKDOWN_LIMIT) -> str:
@@ -123,4 +93,4 @@ def robot_markdown(reply: Reply, limit: int = MARKDOWN_LIMIT) -> str:
     content = "\n".join(lines)
     if len(content.encode("utf-8")) <= limit:
         return content
-    return _split_bytes(content, limit - len("…".encode()))[0] + "…"
+    return split_text(content, limit - len("…".encode()), _utf8_length)[0] + "…"

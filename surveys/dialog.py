@@ -40,7 +40,7 @@ from storage.models_surveys import SurveyInvitation
 from surveys.engine import ErrorCode, next_question, progress, validate_answer
 from surveys.respondents import invitation_hash, pseudonym
 from surveys.schema import OPEN_AUDIENCES, Question, Survey, localized
-from surveys.state import has_answered, survey_is_open
+from surveys.state import open_and_answered, survey_is_open
 from surveys.submission import (
     AlreadyAnswered,
     InvitationRequired,
@@ -360,10 +360,12 @@ async def start_survey(
     if survey.invitation_only and token_hash is None:
         step.say(step._(INVITATION_ONLY))
         return
-    if not await survey_is_open(step.session, code, step.now):
+    respondent = respondent_for(step.runtime.secret, step.inbound.channel, step.inbound.external_id)
+    is_open, answered = await open_and_answered(step.session, code, respondent, step.now)
+    if not is_open:
         step.say(step._("Sorry, this survey is not open."))
         return
-    if await _already_answered(step, code):
+    if answered:
         step.say(step._("You have already answered this survey. Thank you!"))
         return
     if township is not None:
@@ -379,12 +381,6 @@ async def start_survey(
     step.begin(FLOW, state)
     step.say(f"{localized(survey.title, step.locale)}\n\n{localized(survey.intro, step.locale)}")
     await flow._advance(step, survey)
-
-
-async def _already_answered(step: Step, code: str) -> bool:
-
-    respondent = respondent_for(step.runtime.secret, step.inbound.channel, step.inbound.external_id)
-    return await has_answered(step.session, code, respondent)
 
 
 async def _cmd_survey(step: Step, args: str) -> None:

@@ -20,6 +20,7 @@ from surveys.submission_sql import Lookup, submission_sql
 
 __all__ = [
     "has_answered",
+    "open_and_answered",
     "open_by_code",
     "open_states",
     "response_counts",
@@ -64,6 +65,17 @@ async def has_answered(session: AsyncSession, survey: str, respondent: str) -> b
     the unique index ``(survey, respondent)``, the statement a submission batch checks with."""
     found = await (await submission_sql(session)).lookup(Lookup(respondents=[(survey, respondent)]))
     return bool(found.answered)
+
+
+async def open_and_answered(
+    session: AsyncSession, code: str, respondent: str, now: datetime
+) -> tuple[bool, bool]:
+    """``(`` :func:`survey_is_open` ``,`` :func:`has_answered` ``)`` for survey ``code`` and
+    ``respondent`` in one statement (what a chat asks before it opens a survey)."""
+    found = await (await submission_sql(session)).lookup(
+        Lookup(codes=[code], respondents=[(code, respondent)])
+    )
+    return open_by_code(found.states, now).get(code, False), bool(found.answered)
 
 
 async def open_states(session: AsyncSession, codes: set[str], now: datetime) -> dict[str, bool]:

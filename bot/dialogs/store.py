@@ -42,6 +42,7 @@ class ConcurrentStep(Exception):
 # them). They are Core statements on the tables and run on the session's connection, in the
 # session's transaction, without the ORM layer (nothing here needs identity-mapped objects).
 _IDENTITY = table_of(ChatIdentity)
+_NEW_ROLE = "resident"  # a chat identity's role when it is first seen
 _CONVERSATION = table_of(Conversation)
 _EVENT = table_of(ProcessedEvent)
 
@@ -60,7 +61,7 @@ def _inserts(insert: Any) -> dict[str, Any]:
             channel=bindparam("p_channel"),
             external_id=bindparam("p_external_id"),
             locale=bindparam("p_locale"),
-            role="resident",
+            role=_NEW_ROLE,
             created_at=bindparam("p_now", type_=UTCDateTime),
         )
         .on_conflict_do_nothing(index_elements=["channel", "external_id"]),
@@ -239,7 +240,24 @@ async def load_person(
     if fast is not None:
         driver, sql = fast
         values["p_now"] = sql.ts_in(now)
-        await driver.execute(sql.identity[0], sql.args(sql.identity, values))
+        cursor = await driver.execute(sql.identity[0], sql.args(sql.identity, values))
+        if cursor.rowcount == 1:
+            # Created just now, so known without reading it back: no role but a resident's,
+            # no township or unit, no conversation yet.
+            return Person(
+                identity_id=cursor.lastrowid,
+                channel=channel,
+                external_id=external_id,
+                locale=locale,
+                role=_NEW_ROLE,
+                township_id=None,
+                unit_id=None,
+                flow=None,
+                state={},
+                version=0,
+                updated_at=None,
+                has_conversation=False,
+            )
     else:
         conn, inserts = await _connection(session)
         await conn.execute(inserts["identity"], {**values, "p_now": now})

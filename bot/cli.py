@@ -21,8 +21,10 @@ from sqlmodel import col
 from bot.app import FEATURES, banner_lines, build_runtime, create_app, seed_all
 from bot.channels.console import CONSOLE, run_console
 from bot.logs import configure_logging
+from bot.rota.store import load as load_rota
 from core.appkeys import CATALOGS
 from core.cli import catalogs, get_settings, run_async
+from core.clock import utcnow
 from core.errors import PufaError
 from core.feature import SeedReport
 from core.settings import Settings
@@ -199,10 +201,15 @@ async def _console_identity(session: AsyncSession, role: str | None) -> str:
             raise PufaError("no township yet: run `pufa seed --demo` or import villages first")
         identity.township_id = township.id
     elif role == "unit":
-        unit = (await session.execute(select(Unit).order_by(col(Unit.id)))).scalars().first()
-        if unit is None:  # pragma: no cover - the catalog always has units
-            raise PufaError("no unit in the catalog")
-        identity.unit_id = unit.id
+        # The unit whose lecture comes next, so that /duty has something to confirm.
+        upcoming = (await load_rota(session)).upcoming(utcnow())
+        if upcoming:
+            identity.unit_id = upcoming[0].unit_id
+        else:
+            unit = (await session.execute(select(Unit).order_by(col(Unit.id)))).scalars().first()
+            if unit is None:  # pragma: no cover - the catalog always has units
+                raise PufaError("no unit in the catalog")
+            identity.unit_id = unit.id
     return external_id
 
 

@@ -80,3 +80,27 @@ async def test_invite_codes_bind_roles_once(db_url: str, tmp_path: Path) -> None
     assert towns[staff_ids[0].township_id] == "zbp"
     assert not any(i.role == "unit" for i in identities)  # the unit code was never used
     assert "sfj" in units.values()
+
+
+async def test_chat_as_unit_speaks_for_the_unit_whose_lecture_comes_next(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Trying the unit's side needs a lecture to confirm: ``--as unit`` takes the unit of the
+    next scheduled lecture of the sample rota, not simply the first unit (whose lectures
+    may all be past)."""
+    assert _run(db_url, tmp_path, "seed", "--demo").returncode == 0
+    chat = _run(db_url, tmp_path, "chat", "--as", "unit", "--lang", "zh_CN", stdin="duty\nquit\n")
+    assert chat.returncode == 0, chat.stderr
+    assert "贵单位近期的讲课安排" in chat.stdout, chat.stdout
+    engine = create_engine(db_url)
+    try:
+        async with session_factory(engine)() as session:
+            identity = (
+                await session.execute(
+                    select(ChatIdentity).where(ChatIdentity.external_id == "local-unit")
+                )
+            ).scalar_one()
+            unit = await session.get(Unit, identity.unit_id)
+    finally:
+        await engine.dispose()
+    assert unit is not None and unit.name in chat.stdout

@@ -464,9 +464,6 @@ class TelegramChannel:
             await self._call("sendMessage", data)
 
     async def _edit(self, chat_id: str, reply: Reply, message_id: str) -> None:
-        if _utf16_length(reply.text) > TEXT_LIMIT:  # one message cannot hold it: send it anew
-            await self._send(chat_id, reply)
-            return
         data: dict[str, Any] = {
             "chat_id": int(chat_id),
             "message_id": int(message_id),

@@ -164,9 +164,6 @@ class GroupCommitter:
         if self._worker_loop is self._loop:
             self._queue.put_nowait((item, future))
         else:
-            # Validation, normal form and fingerprint here, on the callers' loop: the worker
-            # thread, which every batch goes through in turn, only decides and stores.
-            item.prepare()
             if not self._handover:
                 asyncio.get_running_loop().call_soon(self._hand_over)
             self._handover.append((item, future))

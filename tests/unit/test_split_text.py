@@ -22,9 +22,13 @@ def utf16(text: str) -> int:
 
 
 LENGTHS: list[Callable[[str], int]] = [len, utf8, utf16]
-# Chinese, ASCII, emoji outside the BMP (two UTF-16 units, four UTF-8 bytes), blanks, new lines.
+# Chinese, ASCII, emoji outside the BMP (two UTF-16 units, four UTF-8 bytes), blanks, new lines,
+# any other character but lone surrogates: no entry point lets one in (core.http.parse_json
+# refuses them in the API and the Telegram webhook), so no reply can hold one.
 TEXT = st.text(
-    alphabet=st.sampled_from("法治政府满意度 abcXYZ019\n\n😀🏛️·，。") | st.characters(), max_size=600
+    alphabet=st.sampled_from("法治政府满意度 abcXYZ019\n\n😀🏛️·，。")
+    | st.characters(blacklist_categories=("Cs",)),
+    max_size=600,
 )
 
 

@@ -51,6 +51,12 @@ class OutboxMessage(SQLModel, table=True):
     )
     status: str = Field(default="pending", max_length=12)
     attempts: int = Field(default=0)
+    parts_sent: int = Field(
+        default=0,
+        sa_column_kwargs={"server_default": "0"},
+        description="pieces of a message too long for one send already delivered; a retry"
+        " sends only the rest",
+    )
     next_attempt_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

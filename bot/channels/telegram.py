@@ -58,7 +58,12 @@ from telegram.warnings import PTBUserWarning
 
 from bot.channels.telegram_request import AiohttpRequest
 from bot.dialogs import DIALOGS, DialogRuntime, apology
-from bot.outbox.sender import OutboundItem, PermanentSendError, TransientSendError
+from bot.outbox.sender import (
+    OutboundItem,
+    PermanentSendError,
+    TransientSendError,
+    send_pieces,
+)
 from bot.outbox.worker import SENDERS
 from core.appkeys import CHANNEL_HEALTH, METRICS, SETTINGS
 from core.health import ChannelHealth, ChannelState
@@ -536,15 +541,18 @@ class TelegramSender:
         """Send ``item`` as a text message with its inline keyboard, or raise
         :class:`TransientSendError` / :class:`PermanentSendError`.
 
-        A text over the Bot API's limit goes as several messages (:func:`send_requests`); if
-        one of them fails, a retry sends the earlier ones again."""
+        A text over the Bot API's limit goes as several messages (:func:`send_requests`); a
+        retry after one of them failed sends only those not delivered yet."""
         try:
             chat_id = int(item.recipient)
         except ValueError:
             raise PermanentSendError(f"not a Telegram chat id: {item.recipient!r}") from None
+        await send_pieces(item, send_requests(chat_id, item.reply), self._send_message)
+
+    async def _send_message(self, data: dict[str, Any]) -> None:
+        """One ``sendMessage``, its errors as :class:`SendError`."""
         try:
-            for data in send_requests(chat_id, item.reply):
-                await self.bot.do_api_request("sendMessage", api_kwargs=data)
+            await self.bot.do_api_request("sendMessage", api_kwargs=data)
         except RetryAfter as exc:
             raise TransientSendError(exc.message, retry_after=_seconds(exc.retry_after)) from exc
         except ChatMigrated as exc:

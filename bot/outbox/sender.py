@@ -9,7 +9,11 @@ The composition root gives the worker one :class:`Sender` per channel name (``te
 - :class:`PermanentSendError` — trying again cannot help (chat not found, bot blocked by the
   user, a robot URL that no longer exists); the message fails at once.
 
-Any other exception is treated as transient. A transient error with ``retry_after`` (the
+Any other exception is treated as transient.
+
+A message too long for one send goes as several pieces (:func:`send_pieces`). The outbox
+keeps the count of pieces delivered (``OutboundItem.parts_sent``), so a retry after a failed
+piece sends only the pieces still missing. A transient error with ``retry_after`` (the
 platform's "too many requests") does not count as an attempt: the worker pauses the channel
 for that long and sends the message then.
 
@@ -25,8 +29,9 @@ Two things a sender may offer besides :meth:`Sender.send` (the worker asks for t
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from core.messages import Reply
 
@@ -38,7 +43,10 @@ __all__ = [
     "TransientSendError",
     "is_ready",
     "min_interval",
+    "send_pieces",
 ]
+
+P = TypeVar("P")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +61,7 @@ class OutboundItem:
         reply: Text, buttons (signed for this chat) and links.
         kind: ``notice``, ``reminder``, ``escalation``, ``nudge``, ``alert``, ``reply``…
         attempts: Attempts made before this one.
+        parts_sent: Pieces of a long message delivered by earlier attempts.
     """
 
     id: int
@@ -62,10 +71,16 @@ class OutboundItem:
     reply: Reply
     kind: str
     attempts: int
+    parts_sent: int = 0
 
 
 class SendError(Exception):
-    """A send that did not succeed."""
+    """A send that did not succeed.
+
+    ``parts_sent`` is set by :func:`send_pieces`: the pieces of the message delivered so far
+    (this attempt's and the earlier ones'), or ``None`` when the sender did not count."""
+
+    parts_sent: int | None = None
 
 
 class TransientSendError(SendError):
@@ -100,3 +115,25 @@ def min_interval(sender: Any, recipient: str, default: float = 0.0) -> float:
     if method is None:
         return default
     return float(method(recipient))
+
+
+async def send_pieces(
+    item: OutboundItem, pieces: Sequence[P], send_one: Callable[[P], Awaitable[None]]
+) -> None:
+    """Send the pieces of ``item`` that earlier attempts did not deliver, in order.
+
+    A failure is raised as a :class:`SendError` carrying the count of pieces delivered so far
+    (any other exception becomes a :class:`TransientSendError`), for the outbox to keep.
+    """
+    done = item.parts_sent
+    for piece in pieces[done:]:
+        try:
+            await send_one(piece)
+        except SendError as exc:
+            exc.parts_sent = done
+            raise
+        except Exception as exc:
+            error = TransientSendError(str(exc).strip() or type(exc).__name__)
+            error.parts_sent = done
+            raise error from exc
+        done += 1

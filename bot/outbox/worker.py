@@ -159,6 +159,8 @@ class Claimed:
     body: dict[str, Any]
     attempts: int
     next_attempt_at: datetime
+    parts_sent: int = 0
+    """Pieces of a long message delivered by earlier attempts."""
     hand_over_by: float = float("inf")
     """Event-loop time after which the message is not handed to a sender any more but put
     back (half its lease: the rest is for the send itself)."""
@@ -177,6 +179,8 @@ class _Outcome:
     """Give the attempt back (paced, rate-limited, or never handed to the sender)."""
     tried_at: datetime | None = None
     """When the attempt ended, if the sender was called."""
+    parts_sent: int | None = None
+    """Pieces of a long message delivered so far, when the sender counted them."""
 
 
 class _Channel:
@@ -411,6 +415,7 @@ class OutboxWorker:
             t.c.body,
             t.c.attempts,
             t.c.next_attempt_at,
+            t.c.parts_sent,
         )
         result = await session.execute(stmt)
         hand_over_by = asyncio.get_running_loop().time() + self.config.lease / 2
@@ -424,6 +429,7 @@ class OutboxWorker:
                 body=dict(r.body or {}),
                 attempts=r.attempts,
                 next_attempt_at=r.next_attempt_at,
+                parts_sent=r.parts_sent,
                 hand_over_by=hand_over_by,
             )
             for r in result
@@ -476,14 +482,17 @@ class OutboxWorker:
                 reply=reply_of(row.body, self._sealer),
                 kind=row.kind,
                 attempts=row.attempts - 1,
+                parts_sent=row.parts_sent,
             )
             try:
                 await channel.sender.send(item)
             except TransientSendError as exc:
-                self._transient(channel, row, _describe(exc), exc.retry_after)
+                self._transient(channel, row, _describe(exc), exc.retry_after, exc.parts_sent)
             except PermanentSendError as exc:
                 now = self.clock()
-                failed = _Outcome(row, "failed", now, _describe(exc), tried_at=now)
+                failed = _Outcome(
+                    row, "failed", now, _describe(exc), tried_at=now, parts_sent=exc.parts_sent
+                )
                 self._finish(channel, failed, "failed")
             except Exception as exc:
                 self._transient(channel, row, _describe(exc), None)
@@ -497,14 +506,21 @@ class OutboxWorker:
             self._slots.release()
 
     def _transient(
-        self, channel: _Channel, row: Claimed, error: str, retry_after: float | None
+        self,
+        channel: _Channel,
+        row: Claimed,
+        error: str,
+        retry_after: float | None,
+        parts_sent: int | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
         now = self.clock()
         if retry_after is not None and retry_after >= 0:
             channel.paused_until = max(channel.paused_until, loop.time() + retry_after)
             later = now + timedelta(seconds=retry_after)
-            outcome = _Outcome(row, "pending", later, error, refund=True, tried_at=now)
+            outcome = _Outcome(
+                row, "pending", later, error, refund=True, tried_at=now, parts_sent=parts_sent
+            )
             self._finish(channel, outcome, "retried")
             return
         channel.failures += 1
@@ -521,10 +537,12 @@ class OutboxWorker:
                 )
             channel.tripped = True
         if row.attempts >= self.config.max_attempts:
-            self._finish(channel, _Outcome(row, "failed", now, error, tried_at=now), "failed")
+            failed = _Outcome(row, "failed", now, error, tried_at=now, parts_sent=parts_sent)
+            self._finish(channel, failed, "failed")
             return
         later = now + timedelta(seconds=self.config.backoff(row.attempts))
-        self._finish(channel, _Outcome(row, "pending", later, error, tried_at=now), "retried")
+        retry = _Outcome(row, "pending", later, error, tried_at=now, parts_sent=parts_sent)
+        self._finish(channel, retry, "retried")
 
     def _finish(self, channel: _Channel, outcome: _Outcome, counted: str) -> None:
         if self.metrics is not None:
@@ -699,6 +717,8 @@ def _statement(outcome: _Outcome) -> Update:
         values["attempts"] = t.c.attempts - 1
     if outcome.tried_at is not None:
         values["last_attempt_at"] = outcome.tried_at
+    if outcome.parts_sent is not None:
+        values["parts_sent"] = outcome.parts_sent
     return (
         update(t)
         .where(t.c.id == row.id, t.c.status == "sending", t.c.attempts == row.attempts)

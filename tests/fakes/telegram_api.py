@@ -253,6 +253,7 @@ class _Failure:
     method: str | None  # lower-case canonical name, None = any method
     error: ApiError
     times: int
+    after: int = 0  # calls of the method let through before the failures start
 
 
 @dataclass
@@ -665,8 +666,10 @@ class FakeBotApi:
         retry_after: int | None = None,
         migrate_to_chat_id: int | None = None,
         times: int = 1,
+        after: int = 0,
     ) -> None:
-        """Make the next ``times`` calls of ``method`` (any method if ``None``) fail.
+        """Make the next ``times`` calls of ``method`` (any method if ``None``) fail, once
+        ``after`` calls of it have gone through.
 
         The call is recorded but has no effect. ``429`` defaults to ``retry_after=1`` and the
         description ``"Too Many Requests: retry after N"``, as Telegram sends it.
@@ -681,7 +684,9 @@ class FakeBotApi:
             parameters["migrate_to_chat_id"] = migrate_to_chat_id
         description = description or _ERROR_DESCRIPTIONS.get(error_code, "Error")
         error = ApiError(error_code, description, parameters or None)
-        self._failures.append(_Failure(method.lower() if method else None, error, max(1, times)))
+        self._failures.append(
+            _Failure(method.lower() if method else None, error, max(1, times), max(0, after))
+        )
 
     def inject_429(
         self, method: str | None = None, *, retry_after: int = 1, times: int = 1
@@ -1161,6 +1166,9 @@ class FakeBotApi:
         name = method.lower()
         for failure in self._failures:
             if failure.method is None or failure.method == name:
+                if failure.after > 0:
+                    failure.after -= 1
+                    return None
                 failure.times -= 1
                 if failure.times <= 0:
                     self._failures.remove(failure)

@@ -71,6 +71,7 @@ class _Failure:
     errcode: int
     errmsg: str
     times: int
+    after: int = 0  # calls let through before the failures start
 
 
 @dataclass
@@ -121,11 +122,13 @@ class FakeWeComApi:
 
     # ------------------------------------------------------------------ test controls
 
-    def fail_next(self, path: str, errcode: int, errmsg: str = "", times: int = 1) -> None:
+    def fail_next(
+        self, path: str, errcode: int, errmsg: str = "", times: int = 1, after: int = 0
+    ) -> None:
         """Answer the next ``times`` calls of ``path`` (``message/send``, ``webhook/send``,
-        ``gettoken``) with ``errcode``."""
+        ``gettoken``) with ``errcode``, once ``after`` calls of it have gone through."""
         self._failures.setdefault(path, deque()).append(
-            _Failure(errcode, errmsg or f"injected error {errcode}", times)
+            _Failure(errcode, errmsg or f"injected error {errcode}", times, max(0, after))
         )
 
     def expire_tokens(self) -> None:
@@ -176,6 +179,9 @@ class FakeWeComApi:
         if not queue:
             return None
         failure = queue[0]
+        if failure.after > 0:
+            failure.after -= 1
+            return None
         failure.times -= 1
         if failure.times <= 0:
             queue.popleft()

@@ -64,6 +64,25 @@ async def test_faults_every_message_delivered_once_and_every_fault_counted(
     assert spent == sum(faults.values()) - faults["429"]
 
 
+async def test_a_long_message_cut_short_by_failures_is_not_sent_twice(
+    sessions: async_sessionmaker[AsyncSession], fake: FakeBotApi, sender: TelegramSender
+) -> None:
+    lines = [f"{n}. 第{n}村 法律明白人 缺 2 名（贫困村须 3 名）" for n in range(1, 301)]
+    await queue_texts(sessions, [("42", "\n".join(lines))])
+    fake.fail_next("sendMessage", error_code=500, after=1)  # the second piece: 500
+    fake.inject_429("sendMessage", retry_after=1)  # then flood control on the retry
+    worker = make_worker(sessions, {"telegram": sender})
+
+    await worker.drain(timeout=30)
+
+    sent = fake.sent_messages(42)
+    assert len(sent) == 3  # three pieces, none twice (the fake refuses > 4,096 characters)
+    assert [line for message in sent for line in message["text"].split("\n")] == lines
+    [row] = await rows(sessions)
+    assert (row.status, row.attempts) == ("sent", 2)  # the 500 took an attempt, the 429 not
+    assert fake.faults["500"] == 1 and fake.faults["429"] == 1
+
+
 class _Timed:
     """Wraps a sender and notes when each message was handed to it (by chat)."""
 

@@ -110,6 +110,7 @@ class WeCom:
                 reply_of(row.body, Sealer(TEST_SECRET.encode(), SEAL_PURPOSE)),
                 row.kind,
                 row.attempts,
+                row.parts_sent,
             )
             status, error = "sent", None
             try:
@@ -129,6 +130,9 @@ class WeCom:
                         attempts=row.attempts + 1,
                         last_error=str(error) if error else None,
                         sent_at=utcnow() if status == "sent" else None,
+                        parts_sent=row.parts_sent
+                        if error is None or error.parts_sent is None
+                        else error.parts_sent,
                     )
                 )
         return errors

@@ -224,6 +224,18 @@ async def test_long_text_is_split_under_wecom_limit(wecom: WeCom) -> None:
     assert "\n".join(parts) == text
 
 
+async def test_a_long_text_cut_short_by_a_failure_goes_on_where_it_stopped(wecom: WeCom) -> None:
+    text = "\n".join(f"第{i}条：" + "普法" * 40 for i in range(40))  # about 10 KB, 5 pieces
+    await _queue(wecom, Outgoing("long", Recipient("wecom", "reader", "zh_CN"), Reply(text)))
+    wecom.fake.fail_next("message/send", -1, "system busy", after=2)  # the third piece
+    [error] = await wecom.deliver()
+    assert isinstance(error, TransientSendError) and error.parts_sent == 2
+    assert await wecom.deliver() == []
+    parts = [m["text"]["content"] for m in wecom.fake.messages_to("reader")]
+    assert len(parts) == 5 and "\n".join(parts) == text  # every piece once, in order
+    assert await _statuses(wecom) == [("sent", 2)]
+
+
 async def test_refused_credentials_are_retried_later_and_shown_in_health(wecom: WeCom) -> None:
     await wecom.chat("u5", "help")
     wecom.fake.secret = "rotated-in-the-admin-console"

@@ -22,6 +22,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -37,7 +38,12 @@ from bot.channels.wecom.api import (
     WeComUnreachable,
 )
 from bot.channels.wecom.render import card_of, robot_markdown, text_chunks, text_of
-from bot.outbox.sender import OutboundItem, PermanentSendError, TransientSendError
+from bot.outbox.sender import (
+    OutboundItem,
+    PermanentSendError,
+    TransientSendError,
+    send_pieces,
+)
 from core.crypto import Sealer, SealError
 from storage.db import transaction
 from storage.models_outbox import PushTarget
@@ -115,7 +121,12 @@ class WeComSender:
     async def send(self, item: OutboundItem) -> None:
         """Deliver ``item`` to the member ``item.recipient``."""
         reply = item.reply
-        card = card_of(reply, f"pufa-{item.id}-{secrets.token_hex(6)}") if reply.buttons else None
+        # Pieces already delivered mean an earlier attempt fell back to text: go on with it.
+        card = (
+            card_of(reply, f"pufa-{item.id}-{secrets.token_hex(6)}")
+            if reply.buttons and not item.parts_sent
+            else None
+        )
         if card is not None:
             try:
                 await self._post(item.recipient, "template_card", card)
@@ -132,11 +143,14 @@ class WeComSender:
                     "template card refused; sending text",
                     extra={"errcode": exc.errcode, "errmsg": exc.errmsg},
                 )
-        for chunk in text_chunks(text_of(reply)):
-            try:
-                await self._post(item.recipient, "text", {"content": chunk})
-            except WeComError as exc:
-                raise _transient_or_permanent(exc, f"message/send to {item.recipient!r}") from exc
+        await send_pieces(item, text_chunks(text_of(reply)), partial(self._text, item.recipient))
+
+    async def _text(self, to_user: str, chunk: str) -> None:
+        """One text message, WeCom's errors as :class:`SendError`."""
+        try:
+            await self._post(to_user, "text", {"content": chunk})
+        except WeComError as exc:
+            raise _transient_or_permanent(exc, f"message/send to {to_user!r}") from exc
 
 
 class RobotLimiter:

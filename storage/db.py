@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 
 from storage.models import AuditLog
 
@@ -39,6 +40,22 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     sqlite_pragmas(dbapi_connection)
 
 
+def _sqlite_on_return(
+    dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetState
+) -> None:
+    """A connection back in the pool ends any transaction it still has.
+
+    The pool's own reset rolls back whenever the connection's transaction was not already
+    rolled back, so also after every commit: one more trip to the driver's thread, waiting for
+    the event loop to come round, per transaction that succeeded. SQLite says whether a
+    transaction is open: roll back only then (and, as the pool does, only where it may wait)."""
+    if state.transaction_was_reset or not state.asyncio_safe:
+        return
+    driver = record.driver_connection
+    if driver is None or driver.in_transaction:
+        dbapi_connection.rollback()
+
+
 POSTGRES_SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 """Session settings of every PostgreSQL connection pufa opens (see :func:`create_engine`)."""
 
@@ -54,8 +71,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("pool_reset_on_return", None)  # _sqlite_on_return does it
         engine = _create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        event.listen(engine.sync_engine, "reset", _sqlite_on_return)
         return engine
     # Plan every execution for its parameters and the tables as they are now. A generic plan,
     # cached per connection after a statement's fifth run until the next ANALYZE, made while a

@@ -1,0 +1,79 @@
+"""The engine's connection pool on SQLite: a connection goes back to the pool with no
+transaction open, and a committed one is not rolled back a second time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import aiosqlite
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from storage.db import transaction
+from storage.models import Township
+
+
+@pytest.fixture
+def rollbacks(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every ``rollback()`` asked of the SQLite driver's connections (each one is a trip to
+    the driver's thread)."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the pool's reset on return is changed on SQLite only")
+    calls: list[str] = []
+    original = aiosqlite.Connection.rollback
+
+    async def counted(self: aiosqlite.Connection) -> None:
+        calls.append("rollback")
+        await original(self)
+
+    monkeypatch.setattr(aiosqlite.Connection, "rollback", counted)
+    yield calls
+
+
+async def test_a_committed_transaction_is_not_rolled_back_on_return(
+    sessions: async_sessionmaker[AsyncSession], rollbacks: list[str]
+) -> None:
+    async with transaction(sessions) as session:  # the pool's first connection
+        await session.execute(text("SELECT 1"))
+    rollbacks.clear()  # (SQLAlchemy rolls a new connection back once it has looked at it)
+    async with transaction(sessions) as session:
+        session.add(Township(code="t-pool", name="池", kind="town"))
+    assert rollbacks == []
+    try:
+        async with transaction(sessions) as session:
+            session.add(Township(code="t-gone", name="无", kind="town"))
+            await session.flush()
+            raise RuntimeError("the step failed")
+    except RuntimeError:
+        pass
+    assert rollbacks == ["rollback"]  # the failed one, once
+    async with sessions() as session:
+        codes = set((await session.execute(select(col(Township.code)))).scalars())
+    assert "t-pool" in codes and "t-gone" not in codes
+
+
+async def test_a_connection_returned_mid_transaction_is_rolled_back(
+    engine: AsyncEngine, rollbacks: list[str]
+) -> None:
+    async with engine.connect() as conn:
+        before = (await conn.execute(select(func.count()).select_from(Township))).scalar_one()
+        await conn.commit()
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert isinstance(driver, aiosqlite.Connection)
+        # a transaction opened on the driver, behind the engine's back, and never ended
+        await driver.execute("BEGIN")
+        await driver.execute(
+            "INSERT INTO township (code, name, kind, sample, created_at)"
+            " VALUES ('t-raw', '残', 'town', 0, '2026-12-03 00:00:00')"
+        )
+        assert driver.in_transaction
+    assert rollbacks  # the pool ended it
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert isinstance(driver, aiosqlite.Connection) and not driver.in_transaction
+        after = (await conn.execute(text("SELECT count(*) FROM township"))).scalar_one()
+    assert after == before

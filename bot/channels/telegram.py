@@ -54,7 +54,7 @@ from telegram.error import (
 )
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
 from telegram.request import BaseRequest
-from telegram.warnings import PTBUserWarning
+from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from bot.channels.telegram_request import AiohttpRequest
 from bot.dialogs import DIALOGS, DialogRuntime, apology
@@ -93,9 +93,9 @@ WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ("message", "callback_query")
 FIRST_START_WAIT = 10.0
-#: The longest message text the Bot API takes, in UTF-16 code units (as it counts).
-TEXT_LIMIT = 4096
 """Seconds ``pufa serve`` waits for the first attempt to reach Telegram before serving."""
+TEXT_LIMIT = 4096
+"""The longest message text the Bot API takes, in UTF-16 code units (as it counts)."""
 
 # pufa calls sendMessage and editMessageText through Bot.do_api_request on purpose: their
 # results are not used, and turning them into PTB Message objects cost a large share of a
@@ -104,6 +104,13 @@ warnings.filterwarnings(
     "ignore",
     message=r"Please use 'Bot\.(sendMessage|editMessageText)' instead of",
     category=PTBUserWarning,
+)
+# ``RetryAfter.retry_after`` becomes a timedelta in PTB's next major version; :func:`_seconds`
+# takes either, so the announcement needs no action here.
+warnings.filterwarnings(
+    "ignore",
+    message=r".*In a future major version attribute `retry_after`",
+    category=PTBDeprecationWarning,
 )
 
 # Set by the webhook view while it processes one update: Bot API calls that may ride in the

@@ -9,13 +9,13 @@ The composition root gives the worker one :class:`Sender` per channel name (``te
 - :class:`PermanentSendError` — trying again cannot help (chat not found, bot blocked by the
   user, a robot URL that no longer exists); the message fails at once.
 
-Any other exception is treated as transient.
+Any other exception is treated as transient. A transient error with ``retry_after`` (the
+platform's "too many requests") does not count as an attempt: the worker pauses the channel
+for that long and sends the message then.
 
 A message too long for one send goes as several pieces (:func:`send_pieces`). The outbox
 keeps the count of pieces delivered (``OutboundItem.parts_sent``), so a retry after a failed
-piece sends only the pieces still missing. A transient error with ``retry_after`` (the
-platform's "too many requests") does not count as an attempt: the worker pauses the channel
-for that long and sends the message then.
+piece sends only the pieces still missing.
 
 Two things a sender may offer besides :meth:`Sender.send` (the worker asks for them with
 :func:`is_ready` and :func:`min_interval`, and does without when they are missing):
@@ -46,7 +46,7 @@ __all__ = [
     "send_pieces",
 ]
 
-P = TypeVar("P")
+_Piece = TypeVar("_Piece")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +118,7 @@ def min_interval(sender: Any, recipient: str, default: float = 0.0) -> float:
 
 
 async def send_pieces(
-    item: OutboundItem, pieces: Sequence[P], send_one: Callable[[P], Awaitable[None]]
+    item: OutboundItem, pieces: Sequence[_Piece], send_one: Callable[[_Piece], Awaitable[None]]
 ) -> None:
     """Send the pieces of ``item`` that earlier attempts did not deliver, in order.
 

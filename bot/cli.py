@@ -27,6 +27,7 @@ from core.cli import catalogs, get_settings, run_async
 from core.clock import utcnow
 from core.errors import PufaError
 from core.feature import SeedReport
+from core.heap import settle_heap
 from core.settings import Settings
 from storage.db import create_engine, transaction
 from storage.migrate import upgrade_engine
@@ -72,6 +73,7 @@ async def _serve(settings: Settings) -> None:
         await runner.setup()
     except OSError as exc:
         raise PufaError(f"cannot reach the database: {exc}") from exc
+    settle_heap()  # what start-up made lives as long as the process
     site = web.TCPSite(runner, settings.host, settings.port)
     try:
         await site.start()

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
@@ -66,6 +74,15 @@ class Metrics:
             "How long the longest-waiting due outbox message has waited (0 when none)",
             registry=self.registry,
         )
+        # The garbage collector's work (python_gc_*: collections and objects collected by
+        # generation), and what start-up froze out of its sight (core.heap.settle_heap).
+        GCCollector(registry=self.registry)
+        self.gc_frozen = Gauge(
+            "pufa_gc_frozen_objects",
+            "Objects moved out of the garbage collector's sight after start-up",
+            registry=self.registry,
+        )
+        self.gc_frozen.set_function(gc.get_freeze_count)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one served HTTP request and its latency.

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 from sqlalchemy import inspect
@@ -67,6 +69,13 @@ def _start_serve(db_url: str, cwd: Path) -> tuple[subprocess.Popen[str], int]:
 def test_serve_prints_urls_answers_health_and_stops_cleanly(db_url: str, tmp_path: Path) -> None:
     proc, port = _start_serve(db_url, tmp_path)
     try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            metrics = r.read().decode()
+        # start-up's objects are out of the collector's sight (core.heap.settle_heap), and
+        # the collector's work is on /metrics
+        frozen = re.search(r"^pufa_gc_frozen_objects (\S+)$", metrics, re.M)
+        assert frozen is not None and float(frozen.group(1)) > 10_000, metrics[-500:]
+        assert 'python_gc_collections_total{generation="2"}' in metrics
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:

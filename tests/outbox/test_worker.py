@@ -13,10 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from bot.channels.telegram import TelegramSender
-from bot.outbox.queue import wake_on_commit
+from bot.outbox.queue import Outgoing, Recipient, enqueue, wake_on_commit
 from bot.outbox.sender import OutboundItem, Sender
 from bot.outbox.worker import SLACK
 from core.clock import utcnow
+from core.messages import Reply
 from core.metrics import Metrics
 from storage.db import transaction
 from storage.models import ChatIdentity
@@ -68,7 +69,9 @@ async def test_a_long_message_cut_short_by_failures_is_not_sent_twice(
     sessions: async_sessionmaker[AsyncSession], fake: FakeBotApi, sender: TelegramSender
 ) -> None:
     lines = [f"{n}. 第{n}村 法律明白人 缺 2 名（贫困村须 3 名）" for n in range(1, 301)]
-    await queue_texts(sessions, [("42", "\n".join(lines))])
+    long = Outgoing("test:long", Recipient("telegram", "42", "zh_CN"), Reply("\n".join(lines)))
+    async with transaction(sessions) as session:
+        assert await enqueue(session, [long], utcnow()) == 1
     fake.fail_next("sendMessage", error_code=500, after=1)  # the second piece: 500
     fake.inject_429("sendMessage", retry_after=1)  # then flood control on the retry
     worker = make_worker(sessions, {"telegram": sender})

@@ -24,12 +24,12 @@ YOUNG_THRESHOLD = 20_000
 """Net container allocations before a young collection (CPython's default is 700)."""
 
 
-def settle_heap() -> int:
-    """Collect, freeze what is left, raise the young threshold; the number of objects frozen.
+def settle_heap() -> None:
+    """Collect, freeze what is left, raise the young threshold (the frozen count is on
+    ``/metrics`` as ``pufa_gc_frozen_objects``).
 
     Call once, after start-up, in a process that serves for long (``pufa serve``)."""
     gc.collect()
     gc.freeze()
     _young, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, middle, old)
-    return gc.get_freeze_count()

@@ -15,17 +15,28 @@ pufa/raw (targets: ≥ 0.5 at 50 connections, ≥ 0.7 at 200) and the p99 ratio 
 server CPU time per request (less sensitive to a busy machine than throughput), and the CPU
 used by wrk and by each server (fractions of one core) to show wrk has CPU to spare.
 
+Then, with both servers stopped, **the storage path alone**: ``PUFA_BENCH_TOKENS``
+submissions prepared as the web handler prepares them (pseudonym, the token's keyed hash, an
+``Idempotency-Key`` each) and stored by the group committer's writer in batches of
+:data:`ALONE_BATCH` (on PostgreSQL over the writer's four connections), in this process with
+no HTTP and nothing else running: how fast pufa could store submissions if answering HTTP cost
+nothing, next to the raw handler's figure at 200 connections (a ceiling, no target; with
+``PUFA_BENCH_SERVER_ROOT`` it is still this checkout's writer).
+
 PostgreSQL is measured too when a server answers on ``PUFA_BENCH_POSTGRES`` (throw-away
 databases, dropped afterwards). Run: ``python -m bench bench_submissions``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +45,7 @@ from bench._wrk import (
     ROOT,
     ROUNDS,
     SECONDS,
+    SECRET,
     SUBMIT_LUA,
     SURVEY,
     TOKENS_PER_RUN,
@@ -51,7 +63,7 @@ from bench._wrk import (
     write_tokens,
 )
 
-__all__ = ["CONNECTIONS", "TARGETS", "main", "measure"]
+__all__ = ["ALONE_BATCH", "CONNECTIONS", "TARGETS", "main", "measure", "storage_alone"]
 
 #: wrk connection counts measured.
 CONNECTIONS = (50, 200)
@@ -60,6 +72,9 @@ TARGETS = {50: 0.5, 200: 0.7}
 P99_TARGET = 2.0
 WARMUP_SECONDS = 2
 WARMUP_TOKENS = 5000
+#: Submissions a batch when the storage path is timed alone (the web server's batches held
+#: about 95 at 200 connections).
+ALONE_BATCH = 100
 
 _PATH = f"/api/v1/surveys/{SURVEY}/responses"
 _RAW_LUA = """
@@ -141,7 +156,84 @@ def measure(database: str, pufa_url: str, raw_target: str, workdir: Path) -> lis
     finally:
         for proc in procs.values():
             stop(proc)
-    return _rows(database, figures)
+    alone = storage_alone(pufa_url, TOKENS_PER_RUN)
+    print(
+        f"  storage alone: {alone['rate']:7.0f} submissions/s in batches of {ALONE_BATCH},"
+        f" {alone['cpu_ms']:.3f} ms CPU each (this process), {alone['stored']:,} stored",
+        flush=True,
+    )
+    raw200 = _mean(figures[("raw", max(CONNECTIONS))], "rate")
+    return [
+        *_rows(database, figures),
+        row(
+            "submissions", f"{database}, storage alone", "subm./s, writer alone vs raw @200",
+            alone["rate"], baseline=raw200, ratio=alone["rate"] / raw200,
+            cpu_ms=alone["cpu_ms"], stored=alone["stored"], seconds=alone["seconds"],
+        ),
+    ]  # fmt: skip
+
+
+def storage_alone(database_url: str, count: int) -> dict[str, Any]:
+    """Store ``count`` fresh submissions through pufa's storage path alone (see the module's
+    docstring); ``rate`` (submissions/s), ``cpu_ms`` (this process's CPU per submission),
+    ``stored`` and ``seconds``. Raises if any submission was not stored."""
+    tokens = make_tokens(database_url, count, 1)
+    return asyncio.run(_store_alone(database_url, tokens))
+
+
+async def _store_alone(database_url: str, tokens: list[str]) -> dict[str, Any]:
+    from storage.db import asyncpg_dsn, create_engine
+    from storage.types import utcnow
+    from surveys.postgres_writer import PostgresBatchWriter
+    from surveys.respondents import invitation_hash, pseudonym
+    from surveys.routes import COMMIT_WORKERS_POSTGRES
+    from surveys.schema import load_catalog
+    from surveys.sqlite_writer import SQLiteBatchWriter
+    from surveys.submission import Submission, SubmitResult
+
+    secret = SECRET.encode()
+    survey = load_catalog()[SURVEY]
+    answers = json.loads(ANSWERS)
+    engine = create_engine(database_url)
+    writer: SQLiteBatchWriter | PostgresBatchWriter
+    if engine.dialect.name == "sqlite":
+        writer, lanes = SQLiteBatchWriter(str(engine.url.database), engine.dialect), 1
+    else:
+        lanes = COMMIT_WORKERS_POSTGRES
+        writer = PostgresBatchWriter(asyncpg_dsn(engine.url), lanes)
+    await engine.dispose()
+    now = utcnow()
+    items = [
+        Submission(
+            survey=survey, answers=answers, respondent=pseudonym(secret, "token", token),
+            channel="api", township_code=None, locale="zh_CN", now=now, token=token,
+            idempotency_key=f"alone-{n}", token_hash=invitation_hash(secret, token),
+        )
+        for n, token in enumerate(tokens)
+    ]  # fmt: skip
+    batches = iter(range(0, len(items), ALONE_BATCH))
+    stored = 0
+
+    async def lane() -> None:
+        nonlocal stored
+        for start_at in batches:  # the lanes share the iterator: each batch stored once
+            outcomes = await writer.store(items[start_at : start_at + ALONE_BATCH])
+            stored += sum(isinstance(o, SubmitResult) and o.created for o in outcomes)
+
+    started, cpu = time.perf_counter(), time.process_time()
+    try:
+        await asyncio.gather(*(lane() for _ in range(lanes)))
+    finally:
+        await writer.close()
+    seconds = time.perf_counter() - started
+    if stored != len(tokens):
+        raise RuntimeError(f"storage alone: {stored} of {len(tokens)} submissions stored")
+    return {
+        "rate": len(tokens) / seconds,
+        "cpu_ms": 1000 * (time.process_time() - cpu) / len(tokens),
+        "stored": stored,
+        "seconds": seconds,
+    }
 
 
 def _mean(results: list[dict[str, Any]], key: str) -> float:

@@ -210,9 +210,34 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], seconds: float = 120) -> 
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds used so far by process ``pid``."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds used so far by process ``pid`` and its running descendants
+    (``pufa serve`` stores SQLite submissions in a child process), and by any descendants that
+    exited and were waited for."""
+    ticks = 0
+    for one in [pid, *_descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        # utime, stime; for the process itself also cutime, cstime (children waited for)
+        ticks += sum(int(f) for f in fields[11 : 15 if one == pid else 13])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        one = todo.pop()
+        found.append(one)
+        todo.extend(children.get(one, []))
+    return found
 
 
 def rss_kb(pid: int) -> int:

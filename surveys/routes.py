@@ -15,7 +15,7 @@ from surveys.keys import COMMITTER, RATE_LIMITER, SURVEYS, TOWNSHIP_CACHE
 from surveys.postgres_writer import PostgresBatchWriter
 from surveys.ratelimit import OpenLinkLimits
 from surveys.schema import Survey
-from surveys.sqlite_writer import SQLiteBatchWriter
+from surveys.sqlite_writer import SQLiteWriterProcess
 
 __all__ = ["COMMIT_WORKERS_POSTGRES", "setup"]
 
@@ -25,14 +25,14 @@ COMMIT_WORKERS_POSTGRES = 4
 
 async def _committer_ctx(app: web.Application) -> AsyncIterator[None]:
     engine = app[ENGINE]
-    writer: SQLiteBatchWriter | PostgresBatchWriter | None = None
+    writer: SQLiteWriterProcess | PostgresBatchWriter | None = None
     if engine.dialect.name == "sqlite":
         # One writer at a time on SQLite: one worker. PostgreSQL overlaps batches on separate
         # connections. With a writer, the workers run on a loop in a thread of their own.
         workers = 1
         path = engine.url.database
         if path and path != ":memory:":
-            writer = SQLiteBatchWriter(path, engine.dialect)
+            writer = SQLiteWriterProcess(path)
     else:
         workers = COMMIT_WORKERS_POSTGRES
         if engine.dialect.driver == "asyncpg":

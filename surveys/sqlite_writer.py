@@ -14,20 +14,37 @@ another process) wait for its transaction through SQLite's busy timeout, as it w
 ``BEGIN IMMEDIATE`` takes the write lock first, so the batch's checks and writes see one state
 of the database. Errors come back as SQLAlchemy's ``IntegrityError`` / ``OperationalError``,
 which the group committer handles (retry one by one, retry later).
+
+``pufa serve`` runs that writer in a process of its own, :class:`SQLiteWriterProcess`: in a
+thread it shared the interpreter lock with the web server's loop, and under load the two took
+turns on one core (the writer's own Python — deciding each submission, packing its rows — and
+the web loop's). The process gets a batch as one pickled message over a pipe (the surveys it
+names, each submission's fields) and sends the outcomes back; the web server's process keeps
+only the hand-over.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pickle
+import signal
 import sqlite3
+import struct
+import subprocess
+import sys
+import threading
 from collections.abc import Sequence
+from typing import IO, Any
 
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from storage.db import sqlite_pragmas
 from surveys.submission import Submission, SubmitError, SubmitResult, batch_plan, run_batch_sync
 from surveys.submission_sql import SQLiteStatements, translated
 
-__all__ = ["SQLiteBatchWriter"]
+__all__ = ["SQLiteBatchWriter", "SQLiteWriterProcess"]
 
 
 class SQLiteBatchWriter:
@@ -79,3 +96,158 @@ class SQLiteBatchWriter:
                 raise translated(exc, "submission batch") from exc
             raise
         return outcomes
+
+
+# A message is its length (4 bytes, big-endian) and a pickle. Only this process and the writer
+# process it started write to these pipes.
+_LENGTH = struct.Struct(">I")
+_FIELDS = (
+    "answers", "respondent", "channel", "township_code", "locale", "now", "token",
+    "idempotency_key", "sample", "token_hash",
+)  # fmt: skip
+
+
+def _send(stream: IO[bytes], message: Any) -> None:
+    data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+    stream.write(_LENGTH.pack(len(data)) + data)
+    stream.flush()
+
+
+def _receive(stream: IO[bytes]) -> Any:
+    """The next message, or ``EOFError`` when the other side has gone."""
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        raise EOFError("the other side closed the pipe")
+    (size,) = _LENGTH.unpack(head)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("the other side closed the pipe")
+    return pickle.loads(data)
+
+
+class SQLiteWriterProcess:
+    """:class:`SQLiteBatchWriter` on the SQLite file ``path``, run in a child process
+    (``python -m surveys.sqlite_writer PATH``) started on the first batch.
+
+    The same interface: :meth:`store` returns when the batch is committed. A child that has
+    exited is started again on the next batch; one that dies while storing a batch raises
+    ``OperationalError`` (the group committer retries the batch, whose lookup then finds what
+    of it was committed). The child exits when this process closes the pipe, or dies."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        """The writer process's id while it runs."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    async def store(self, items: Sequence[Submission]) -> list[SubmitResult | SubmitError]:
+        """Store ``items`` in one transaction in the writer process (committed when this
+        returns); their outcomes.
+
+        Blocks the calling event loop while the batch is stored: it runs on the group
+        committer's loop in a thread of its own, which has nothing else to do meanwhile."""
+        if not items:
+            return []
+        surveys = {item.survey.code: item.survey for item in items}
+        rows = [(item.survey.code, *(getattr(item, f) for f in _FIELDS)) for item in items]
+        with self._lock:
+            proc = self._running()
+            assert proc.stdin is not None and proc.stdout is not None
+            try:
+                _send(proc.stdin, (surveys, rows))
+                kind, value = _receive(proc.stdout)
+            except (EOFError, OSError) as exc:
+                self._stop(proc)
+                raise OperationalError("submission batch (writer process)", None, exc) from exc
+        if kind == "ok":
+            return list(value)
+        if kind == "integrity":
+            raise IntegrityError(value, None, Exception(value))
+        if kind == "operational":
+            raise OperationalError(value, None, Exception(value))
+        raise RuntimeError(f"the SQLite writer process failed: {value}")
+
+    async def close(self) -> None:
+        """Stop the writer process (it finishes the batch it has, if any)."""
+        with self._lock:
+            if self._proc is not None:
+                self._stop(self._proc)
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        if self._proc is not None and self._proc.poll() is not None:
+            self._stop(self._proc)
+        if self._proc is None:
+            # The child imports pufa as this process does (same interpreter, same sys.path).
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "surveys.sqlite_writer", self._path],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+            )
+        return self._proc
+
+    def _stop(self, proc: subprocess.Popen[bytes]) -> None:
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if self._proc is proc:
+            self._proc = None
+
+
+def serve_batches(path: str, requests: IO[bytes], replies: IO[bytes]) -> None:
+    """The writer process's loop: store each batch read from ``requests`` on ``path`` and
+    write its outcomes (or the error) to ``replies``, until ``requests`` is closed."""
+    from sqlalchemy.dialects import sqlite
+
+    from core.heap import settle_heap
+
+    writer = SQLiteBatchWriter(path, sqlite.dialect())
+    settle_heap()
+    try:
+        while True:
+            try:
+                surveys, rows = _receive(requests)
+            except EOFError:
+                return
+            items = [
+                Submission(surveys[row[0]], **dict(zip(_FIELDS, row[1:], strict=True)))
+                for row in rows
+            ]
+            reply: tuple[str, Any]
+            try:
+                reply = ("ok", writer._store(items))
+            except IntegrityError as exc:
+                reply = ("integrity", str(exc.orig or exc))
+            except OperationalError as exc:
+                reply = ("operational", str(exc.orig or exc))
+            except Exception as exc:  # reported to the web server's process
+                reply = ("error", repr(exc))
+            try:
+                _send(replies, reply)
+            except OSError:
+                return  # the web server's process is gone
+    finally:
+        writer._close()
+
+
+if __name__ == "__main__":
+    # The writer lives as long as its pipe: Ctrl-C or a stop signal sent to the whole process
+    # group is for the web server's process, which closes the pipe when it has drained.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Replies go to the pipe that was standard output; anything else written there (a stray
+    # print) goes to standard error instead, not into the replies.
+    _replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    serve_batches(sys.argv[1], sys.stdin.buffer, _replies)

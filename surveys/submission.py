@@ -128,6 +128,11 @@ class InvalidAnswers(SubmitError):
         super().__init__(", ".join(f"{k}: {v.code}" for k, v in errors.items()))
         self.errors: dict[str, AnswerError] = dict(errors)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from the errors (the message alone is not enough), e.g. by ``pickle`` when
+        # the outcome comes back from the SQLite writer's process.
+        return (type(self), (self.errors,))
+
 
 @dataclass(frozen=True, slots=True)
 class SubmitResult:

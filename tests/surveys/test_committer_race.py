@@ -1,6 +1,6 @@
 """The group committer when another writer (a second process, or a chat dialog) stores a
 conflicting response while a batch is being stored: through sessions (the committer's fallback)
-and through the batch writer pufa serve uses (SQLite's writer thread, PostgreSQL's own
+and through the batch writer pufa serve uses (SQLite's writer process, PostgreSQL's own
 connections)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from surveys.committer import GroupCommitter
 from surveys.postgres_writer import PostgresBatchWriter
 from surveys.respondents import invitation_hash, pseudonym
 from surveys.schema import load_catalog
-from surveys.sqlite_writer import SQLiteBatchWriter
+from surveys.sqlite_writer import SQLiteWriterProcess
 from surveys.submission import (
     AlreadyAnswered,
     Submission,
@@ -28,7 +28,7 @@ from surveys.submission import (
 )
 from tests.surveys.conftest import NOW, SECRET, fazhi_answers, make_invitations, seed_surveys
 
-Writer = SQLiteBatchWriter | PostgresBatchWriter
+Writer = SQLiteWriterProcess | PostgresBatchWriter
 
 
 async def _writer(db_url: str, store: str) -> Writer | None:
@@ -38,11 +38,7 @@ async def _writer(db_url: str, store: str) -> Writer | None:
     url = make_url(db_url)
     if url.get_backend_name() != "sqlite":
         return PostgresBatchWriter(asyncpg_dsn(url), 2)
-    engine = create_engine(db_url)
-    try:
-        return SQLiteBatchWriter(str(url.database), engine.dialect)
-    finally:
-        await engine.dispose()
+    return SQLiteWriterProcess(str(url.database))
 
 
 @pytest.mark.parametrize("store", ["sessions", "writer"])

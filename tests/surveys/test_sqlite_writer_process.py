@@ -1,0 +1,205 @@
+"""SQLite's batch writer in a process of its own (what ``pufa serve`` stores submissions with):
+outcomes come back whole, a writer process that died is replaced, one killed mid-batch loses
+nothing and stores nothing twice, and it exits when the web server's process is gone."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.models_surveys import SurveyAnswer, SurveyResponse
+from surveys.respondents import invitation_hash, pseudonym
+from surveys.schema import load_catalog
+from surveys.sqlite_writer import SQLiteWriterProcess
+from surveys.submission import (
+    AlreadyAnswered,
+    IdempotencyKeyReused,
+    InvalidAnswers,
+    Submission,
+    SubmitResult,
+    TokenInvalid,
+)
+from tests.surveys.conftest import NOW, SECRET, fazhi_answers, make_invitations, seed_surveys
+
+
+def _path(db_url: str) -> str:
+    url = make_url(db_url)
+    if url.get_backend_name() != "sqlite":
+        pytest.skip("the writer process is SQLite's")
+    return str(url.database)
+
+
+def _item(who: str, key: str | None = None, **answers: object) -> Submission:
+    survey = load_catalog()["fazhi-2026"]
+    return Submission(
+        survey,
+        fazhi_answers(**answers),  # type: ignore[arg-type]
+        pseudonym(SECRET, "test", who),
+        "api",
+        None,
+        "zh_CN",
+        NOW,
+        idempotency_key=key,
+    )
+
+
+async def _count(sessions: async_sessionmaker[AsyncSession], column: object) -> int:
+    async with sessions() as session:
+        return int((await session.execute(select(func.count(column)))).scalar_one())  # type: ignore[arg-type]
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie no longer does)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+async def test_outcomes_come_back_from_the_writer_process_whole(
+    db_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await seed_surveys(sessions)
+    (token,) = await make_invitations(sessions, 1, township="xj")
+    writer = SQLiteWriterProcess(_path(db_url))
+    invited = _item("invited", "k-invited")
+    invited.token_hash = invitation_hash(SECRET, token)
+    forged = _item("forged")
+    forged.token_hash = invitation_hash(SECRET, "not-a-token")
+    try:
+        first = await writer.store([invited, _item("a", "k-a"), forged])
+        pid = writer.pid
+        second = await writer.store(
+            [
+                _item("a", "k-a"),  # the same request again: a replay
+                _item("a", "k-a", level="dissatisfied"),  # the key, a different request
+                _item("a"),  # the same person without a key
+                _item("b", public_service="no-such-option"),
+            ]
+        )
+    finally:
+        await writer.close()
+
+    assert pid is not None and writer.pid is None
+    stored, same_key, forged_out = first
+    assert isinstance(stored, SubmitResult) and stored.created and stored.township == "xj"
+    assert isinstance(same_key, SubmitResult) and same_key.created
+    assert isinstance(forged_out, TokenInvalid)
+    replay, reused, again, invalid = second
+    assert replay == SubmitResult(same_key.response_id, False, "fazhi-2026", None)
+    assert isinstance(reused, IdempotencyKeyReused) and reused.response_id == same_key.response_id
+    assert isinstance(again, AlreadyAnswered) and again.response_id == same_key.response_id
+    assert isinstance(invalid, InvalidAnswers)
+    assert set(invalid.errors) == {"public_service"}
+    assert invalid.errors["public_service"].code == "invalid_option"
+    assert await _count(sessions, SurveyResponse.id) == 2
+    assert await _count(sessions, SurveyAnswer.id) > 2
+
+
+async def test_a_writer_process_that_died_is_replaced(
+    db_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await seed_surveys(sessions)
+    writer = SQLiteWriterProcess(_path(db_url))
+    try:
+        (one,) = await writer.store([_item("one")])
+        first = writer.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _alive(first) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        (two,) = await writer.store([_item("two")])
+        assert writer.pid not in (None, first)
+    finally:
+        await writer.close()
+    assert isinstance(one, SubmitResult) and isinstance(two, SubmitResult)
+    assert await _count(sessions, SurveyResponse.id) == 2
+
+
+async def test_a_writer_process_killed_mid_batch_loses_nothing_and_stores_nothing_twice(
+    db_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Killed while its batch waits for the database: the batch fails as a lost connection
+    (the group committer's retry), and the retry stores each submission once."""
+    path = _path(db_url)
+    await seed_surveys(sessions)
+    writer = SQLiteWriterProcess(path)
+    items = [_item(f"p{n}", f"k{n}") for n in range(5)]
+    try:
+        await writer.store([_item("warm-up")])
+        pid = writer.pid
+        assert pid is not None
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # the batch waits for this lock
+        try:
+            pending = asyncio.ensure_future(asyncio.to_thread(asyncio.run, writer.store(items)))
+            await asyncio.sleep(1.0)
+            assert not pending.done()
+            os.kill(pid, signal.SIGKILL)
+            with pytest.raises(OperationalError):
+                await asyncio.wait_for(pending, timeout=30)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        retried = await writer.store(items)
+        again = await writer.store(items)  # a second retry: replays, nothing new
+    finally:
+        await writer.close()
+    assert all(isinstance(o, SubmitResult) and o.created for o in retried)
+    assert all(isinstance(o, SubmitResult) and not o.created for o in again)
+    assert [o.response_id for o in again] == [o.response_id for o in retried]  # type: ignore[union-attr]
+    assert await _count(sessions, SurveyResponse.id) == 6
+
+
+_PARENT = """
+import asyncio, sys
+from surveys.sqlite_writer import SQLiteWriterProcess
+from tests.surveys.test_sqlite_writer_process import _item
+
+writer = SQLiteWriterProcess(sys.argv[1])
+asyncio.run(writer.store([_item("parent")]))
+print(writer.pid, flush=True)
+sys.stdin.read()
+"""
+
+
+async def test_the_writer_process_exits_when_the_web_server_process_is_killed(
+    db_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await seed_surveys(sessions)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT, _path(db_url)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(parent.stdout.readline), timeout=60)
+        child = int(line)
+        assert _alive(child)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not _alive(child), "the writer process outlived the web server's process"
+    finally:
+        parent.kill()
+        parent.wait()
+    assert await _count(sessions, SurveyResponse.id) == 1

@@ -33,6 +33,7 @@ async def _committer_ctx(app: web.Application) -> AsyncIterator[None]:
         path = engine.url.database
         if path and path != ":memory:":
             writer = SQLiteWriterProcess(path)
+            writer.start()
     else:
         workers = COMMIT_WORKERS_POSTGRES
         if engine.dialect.driver == "asyncpg":

@@ -127,7 +127,9 @@ def _receive(stream: IO[bytes]) -> Any:
 
 class SQLiteWriterProcess:
     """:class:`SQLiteBatchWriter` on the SQLite file ``path``, run in a child process
-    (``python -m surveys.sqlite_writer PATH``) started on the first batch.
+    (``python -m surveys.sqlite_writer PATH``) started by :meth:`start` (the web server
+    starts it with itself: it takes about half a second to be ready, which the first
+    submission would otherwise wait for) or by the first batch.
 
     The same interface: :meth:`store` returns when the batch is committed. A child that has
     exited is started again on the next batch; one that dies while storing a batch raises
@@ -138,11 +140,18 @@ class SQLiteWriterProcess:
         self._path = path
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
+        self._sent = False  # whether the running child has been given a batch
 
     @property
     def pid(self) -> int | None:
         """The writer process's id while it runs."""
         return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    def start(self) -> None:
+        """Start the writer process now, if it is not running (returns at once: it gets
+        ready in the background)."""
+        with self._lock:
+            self._running()
 
     async def store(self, items: Sequence[Submission]) -> list[SubmitResult | SubmitError]:
         """Store ``items`` in one transaction in the writer process (committed when this
@@ -158,6 +167,7 @@ class SQLiteWriterProcess:
             proc = self._running()
             assert proc.stdin is not None and proc.stdout is not None
             try:
+                self._sent = True
                 _send(proc.stdin, (surveys, rows))
                 kind, value = _receive(proc.stdout)
             except (EOFError, OSError) as exc:
@@ -189,9 +199,14 @@ class SQLiteWriterProcess:
                 stdout=subprocess.PIPE,
                 env=env,
             )
+            self._sent = False
         return self._proc
 
     def _stop(self, proc: subprocess.Popen[bytes]) -> None:
+        if not self._sent:
+            # Never given a batch (a server stopped soon after it started): nothing to finish.
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
         for stream in (proc.stdin, proc.stdout):
             if stream is not None:
                 with contextlib.suppress(OSError):

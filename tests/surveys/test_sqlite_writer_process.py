@@ -109,6 +109,32 @@ async def test_outcomes_come_back_from_the_writer_process_whole(
     assert await _count(sessions, SurveyAnswer.id) > 2
 
 
+async def test_the_writer_process_starts_before_the_first_batch_and_stops_unused(
+    db_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Started with the web server, so the first submission does not wait for it to be
+    ready; a server stopped before any submission does not wait for it either."""
+    await seed_surveys(sessions)
+    writer = SQLiteWriterProcess(_path(db_url))
+    writer.start()
+    pid = writer.pid
+    assert pid is not None and _alive(pid)
+    writer.start()  # already running: the same process
+    assert writer.pid == pid
+    await writer.close()
+    assert writer.pid is None and not _alive(pid)
+
+    writer.start()
+    used = writer.pid
+    try:
+        (stored,) = await writer.store([_item("first")])
+        assert writer.pid == used  # the batch went to the process started beforehand
+    finally:
+        await writer.close()
+    assert isinstance(stored, SubmitResult) and stored.created
+    assert used is not None and not _alive(used)
+
+
 async def test_a_writer_process_that_died_is_replaced(
     db_url: str, sessions: async_sessionmaker[AsyncSession]
 ) -> None:

@@ -7,7 +7,8 @@ on ``127.0.0.1``. Knobs (environment):
 
 - ``PUFA_BENCH_SECONDS`` (default 10): length of one timed wrk run;
 - ``PUFA_BENCH_ROUNDS`` (default 2): rounds, alternating the servers compared;
-- ``PUFA_BENCH_TOKENS`` (default 40,000): invitation tokens prepared for one submission run;
+- ``PUFA_BENCH_TOKENS`` (default 80,000): invitation tokens prepared for one submission run
+  (a run that sends more requests than that fails: wrk would send used tokens again);
 - ``PUFA_BENCH_STORED`` (default 1,000,000): responses in the "full" database
   (:func:`full_database`, shared by ``bench_stored`` and ``bench_results``);
 - ``PUFA_BENCH_SERVER_ROOT``: run pufa from another checkout (before/after comparisons);
@@ -45,6 +46,7 @@ __all__ = [
     "SUBMIT_LUA",
     "SURVEY",
     "TOKENS_PER_RUN",
+    "check_tokens",
     "cpu_seconds",
     "fill_stored",
     "free_port",
@@ -69,7 +71,7 @@ SECRET = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 SURVEY = "fazhi-2026"
 SECONDS = int(os.environ.get("PUFA_BENCH_SECONDS", "10"))
 ROUNDS = int(os.environ.get("PUFA_BENCH_ROUNDS", "2"))
-TOKENS_PER_RUN = int(os.environ.get("PUFA_BENCH_TOKENS", "40000"))
+TOKENS_PER_RUN = int(os.environ.get("PUFA_BENCH_TOKENS", "80000"))
 STORED = int(os.environ.get("PUFA_BENCH_STORED", "1000000"))
 POSTGRES = os.environ.get("PUFA_BENCH_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 
@@ -474,6 +476,17 @@ async def _tokens(database_url: str, count: int, batches: int) -> list[str]:
     finally:
         await engine.dispose()
     return tokens
+
+
+def check_tokens(result: Mapping[str, Any], tokens: int) -> None:
+    """Fail a submission run that sent more requests than it had invitation tokens (the
+    script starts the list again, and used tokens are refused: the figure would count
+    refusals)."""
+    if result["requests"] > tokens:
+        raise RuntimeError(
+            f"{result['requests']:,} requests for {tokens:,} invitation tokens:"
+            " raise PUFA_BENCH_TOKENS"
+        )
 
 
 def write_tokens(tokens: list[str], workdir: Path, prefix: str, per_file: int) -> list[Path]:

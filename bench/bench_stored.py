@@ -44,6 +44,7 @@ from bench._wrk import (
     SUBMIT_LUA,
     SURVEY,
     TOKENS_PER_RUN,
+    check_tokens,
     free_port,
     full_database,
     full_postgres,
@@ -137,6 +138,7 @@ def measure(database: str, urls: dict[str, str], workdir: Path) -> list[dict[str
                     workdir=workdir,
                     name=f"{database}-{name}{r}",
                 )
+                check_tokens(result, TOKENS_PER_RUN)
                 figures[name].append(result)
                 print(
                     f"  {name:5} round {r + 1}: {result['rate']:7.0f} req/s  p99"

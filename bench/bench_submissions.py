@@ -49,6 +49,7 @@ from bench._wrk import (
     SUBMIT_LUA,
     SURVEY,
     TOKENS_PER_RUN,
+    check_tokens,
     free_port,
     have_wrk,
     make_tokens,
@@ -71,7 +72,7 @@ CONNECTIONS = (50, 200)
 TARGETS = {50: 0.5, 200: 0.7}
 P99_TARGET = 2.0
 WARMUP_SECONDS = 2
-WARMUP_TOKENS = 5000
+WARMUP_TOKENS = 20_000
 #: Submissions a batch when the storage path is timed alone (the web server's batches held
 #: about 95 at 200 connections).
 ALONE_BATCH = 100
@@ -143,6 +144,8 @@ def measure(database: str, pufa_url: str, raw_target: str, workdir: Path) -> lis
                 order = ("raw", "pufa") if r % 2 == 0 else ("pufa", "raw")
                 for name in order:
                     result = drive(name, connections, SECONDS, files[run], f"r{r}c{connections}")
+                    if name == "pufa":
+                        check_tokens(result, TOKENS_PER_RUN)
                     result["server_cpu"] = result["cpu"][name]
                     figures.setdefault((name, connections), []).append(result)
                     print(

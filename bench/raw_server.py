@@ -5,10 +5,10 @@
 driver alone, as a floor for what any Python web service writing one row per request costs.
 
 - SQLite: one ``aiosqlite`` connection with pufa's pragmas (WAL, ``synchronous=NORMAL``,
-  ``busy_timeout``). Concurrent requests share it; aiosqlite runs their statements in order on
-  its thread, so a ``COMMIT`` may also commit another request's ``INSERT`` (a free group commit,
-  which makes this baseline faster, not slower). Each 201 is sent after a commit that covers its
-  row.
+  ``busy_timeout``, ``wal_autocheckpoint``). Concurrent requests share it; aiosqlite runs their
+  statements in order on its thread, so a ``COMMIT`` may also commit another request's
+  ``INSERT`` (a free group commit, which makes this baseline faster, not slower). Each 201 is
+  sent after a commit that covers its row.
 - PostgreSQL: an ``asyncpg`` pool of 10 connections (pufa's pool size); each request takes one
   and runs the ``INSERT`` in autocommit (one statement, one commit).
 
@@ -22,6 +22,8 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+
+from storage.db import SQLITE_WAL_AUTOCHECKPOINT
 
 __all__ = ["main", "postgres_app", "sqlite_app"]
 
@@ -62,7 +64,12 @@ def sqlite_app(path: str) -> web.Application:
 
     async def setup() -> Callable[[str], Awaitable[None]]:
         db = await aiosqlite.connect(path)
-        for pragma in ("journal_mode=WAL", "busy_timeout=5000", "synchronous=NORMAL"):
+        for pragma in (
+            "journal_mode=WAL",
+            "busy_timeout=5000",
+            "synchronous=NORMAL",
+            f"wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT}",
+        ):
             await db.execute(f"PRAGMA {pragma}")
         await db.execute(_CREATE)
         await db.commit()

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from surveys.engine import AnswerError, normalize_answers, validate_submission
@@ -213,10 +214,18 @@ def _fingerprint(item: Submission, normalized: Mapping[str, Any] | None) -> str:
         "token": item.token_hash,
         "src": item.township_code,
     }
-    canonical = json.dumps(
-        doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    if normalized is None:
+        # Answers as sent may hold anything JSON can (a float, a 40-digit integer): the
+        # standard library's canonical form, as it has always been written.
+        canonical = json.dumps(
+            doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+        ).encode()
+    else:
+        # Normalized answers are strings and lists of strings, as are the other fields:
+        # orjson writes them byte for byte as the standard library's canonical form above
+        # (tested), in a fraction of the time, so stored fingerprints keep matching.
+        canonical = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
 
 
 async def submit_response(

@@ -22,7 +22,6 @@ back with it. A driver error caused by a constraint comes back as SQLAlchemy's
 from __future__ import annotations
 
 import functools
-import json
 import sqlite3
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Protocol, TypeVar, cast
 
+import orjson
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -262,6 +262,12 @@ def translated(exc: Exception, statement: str) -> Exception:
 _Steps = Generator[tuple[str, tuple[Any, ...]], Any, _R]
 
 
+def _json(value: Any) -> str:
+    """``value`` as a JSON text parameter (orjson: the batch's rows are most of the writer's
+    own work; SQLite's JSON functions read text, not a blob)."""
+    return orjson.dumps(value).decode()
+
+
 def _sqlite_statement(name: str, args: tuple[Any, ...], to_db: Any) -> tuple[str, Any, bool]:
     """``(sql, params, count)`` of SQLite statement ``name`` (``count``: the result is the
     number of rows changed, else the rows returned); ``to_db`` converts a timestamp to its
@@ -272,21 +278,20 @@ def _sqlite_statement(name: str, args: tuple[Any, ...], to_db: Any) -> tuple[str
         return (
             sql,
             tuple(
-                json.dumps(list(part), ensure_ascii=False)
-                for part in (rows.codes, rows.keys, rows.respondents, rows.hashes)
+                _json(list(part)) for part in (rows.codes, rows.keys, rows.respondents, rows.hashes)
             ),
             False,
         )
     if name == "insert_responses":
         doc = [(*row[:_CREATED], to_db(row[_CREATED])) for row in rows]
-        return sql, (json.dumps(doc, ensure_ascii=False),), True
+        return sql, (_json(doc),), True
     if name == "response_ids":
         who = [(row[0], row[1]) for row in rows]
-        return sql, (json.dumps(who, ensure_ascii=False),), False
+        return sql, (_json(who),), False
     if name == "insert_answers":
-        return sql, (json.dumps(rows, ensure_ascii=False),), True
+        return sql, (_json(rows),), True
     if name == "mark_used":
-        return sql, (json.dumps([(ident, to_db(now)) for ident, now in rows]),), True
+        return sql, (_json([(ident, to_db(now)) for ident, now in rows]),), True
     raise ValueError(f"unknown statement {name}")
 
 
@@ -311,7 +316,7 @@ def _found(rows: Iterable[Sequence[Any]], from_db: Any = None) -> Found:
 
 def _one_json_row(rows: Sequence[Sequence[Any]]) -> Any:
     """The JSON document a one-row statement (``json_group_array``) returned, decoded."""
-    return json.loads(rows[0][0])
+    return orjson.loads(rows[0][0])
 
 
 def _sqlite_lookup(query: Lookup, from_db: Any) -> _Steps[Found]:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from storage.db import transaction
+from storage.db import SQLITE_WAL_AUTOCHECKPOINT, transaction
 from storage.models import Township
 
 
@@ -77,3 +77,22 @@ async def test_a_connection_returned_mid_transaction_is_rolled_back(
         assert isinstance(driver, aiosqlite.Connection) and not driver.in_transaction
         after = (await conn.execute(text("SELECT count(*) FROM township"))).scalar_one()
     assert after == before
+
+
+async def test_sqlite_connections_get_pufa_s_pragmas(engine: AsyncEngine) -> None:
+    """WAL with ``synchronous=NORMAL``, foreign keys, and the longer checkpoint interval that
+    lets a page changed by many submission batches be written back once."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite pragmas")
+    async with engine.connect() as conn:
+        got = {
+            name: (await conn.execute(text(f"PRAGMA {name}"))).scalar()
+            for name in ("journal_mode", "synchronous", "foreign_keys", "wal_autocheckpoint")
+        }
+    assert got == {
+        "journal_mode": "wal",
+        "synchronous": 1,
+        "foreign_keys": 1,
+        "wal_autocheckpoint": SQLITE_WAL_AUTOCHECKPOINT,
+    }
+    assert SQLITE_WAL_AUTOCHECKPOINT > 1000  # SQLite's default

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from storage.types import utcnow
 from surveys.appraisal import Grade, ballot_score, grade
 from surveys.engine import (
     ErrorCode,
@@ -20,6 +23,7 @@ from surveys.engine import (
 )
 from surveys.schema import Question, Survey, load_catalog
 from surveys.scoring import Verdict, verdict, wilson_interval
+from surveys.submission import Submission, request_fingerprint
 from tests.helpers import examples
 
 CATALOG = load_catalog()
@@ -168,3 +172,40 @@ def test_text_with_a_control_character_is_refused_wherever_it_is(
     for question in texts:
         error = validate_answer(question, before + bad + after)
         assert error is not None and error.code == ErrorCode.INVALID_CHARACTERS
+
+
+def _canonical_sha256(doc: dict[str, Any]) -> str:
+    """The fingerprint's definition: SHA-256 of the standard library's canonical JSON."""
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@PROFILE
+@given(
+    data=st.data(),
+    survey=SURVEYS,
+    token=st.none() | st.text("0123456789abcdef", min_size=64, max_size=64),
+    src=st.none() | st.text(STORABLE, min_size=1, max_size=12),
+)
+def test_fingerprints_keep_the_canonical_json_definition(
+    data: st.DataObject, survey: Survey, token: str | None, src: str | None
+) -> None:
+    """Fingerprints of valid answers are written by orjson: byte for byte the standard
+    library's canonical form, or a retry of a submission stored before would no longer match."""
+    answers = data.draw(chat_walk(survey))
+    item = Submission(
+        survey=survey, answers=answers, respondent="r" * 64, channel="api",
+        township_code=src, locale="zh_CN", now=utcnow(), idempotency_key="k", token_hash=token,
+    )  # fmt: skip
+    doc = {
+        "survey": survey.code,
+        "answers": normalize_answers(survey, answers),
+        "token": token,
+        "src": src,
+    }
+    assert request_fingerprint(item) == _canonical_sha256(doc)
+    # Invalid answers count as sent (floats, long integers): the standard library's form.
+    invalid = {**answers, survey.questions[0].code: 1.5e16, "extra": [10**40, None, True]}
+    item.answers = invalid
+    assert validate_submission(survey, invalid)
+    assert request_fingerprint(item) == _canonical_sha256({**doc, "answers": {"invalid": invalid}})

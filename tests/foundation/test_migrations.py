@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -77,3 +78,22 @@ async def test_a_current_database_is_recognised_without_migrating(empty_url: str
         assert not await at_head(engine)
     finally:
         await engine.dispose()
+
+
+async def test_invitations_leave_room_for_their_update_on_postgresql(empty_url: str) -> None:
+    """On PostgreSQL an invitation's one update (``used_at``) stays on its page (HOT) and
+    touches none of its indexes: the table is created with fillfactor 50."""
+    engine = create_engine(empty_url)
+    try:
+        if engine.dialect.name != "postgresql":
+            pytest.skip("a PostgreSQL storage parameter")
+        await upgrade_engine(engine)
+        async with engine.connect() as conn:
+            options = (
+                await conn.execute(
+                    text("SELECT reloptions FROM pg_class WHERE relname = 'survey_invitation'")
+                )
+            ).scalar()
+    finally:
+        await engine.dispose()
+    assert options == ["fillfactor=50"]

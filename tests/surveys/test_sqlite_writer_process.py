@@ -19,10 +19,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.db import sqlite_pragmas
 from storage.models_surveys import SurveyAnswer, SurveyResponse
 from surveys.respondents import invitation_hash, pseudonym
 from surveys.schema import load_catalog
-from surveys.sqlite_writer import SQLiteWriterProcess
+from surveys.sqlite_writer import SQLiteWriterProcess, WalCheckpointer, checkpoint
 from surveys.submission import (
     AlreadyAnswered,
     IdempotencyKeyReused,
@@ -229,3 +230,49 @@ async def test_the_writer_process_exits_when_the_web_server_process_is_killed(
         parent.kill()
         parent.wait()
     assert await _count(sessions, SurveyResponse.id) == 1
+
+
+def _write_blobs(conn: sqlite3.Connection, commits: int, *, every: int | None) -> None:
+    """``commits`` transactions of one 4 KiB row each (a WAL page or more each); with
+    ``every``, the writer's own passive checkpoint after every ``every`` of them, as the writer
+    process runs one between batches."""
+    for n in range(commits):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO blob (body) VALUES (?)", (os.urandom(4096),))
+        conn.execute("COMMIT")
+        if every is not None:
+            if n % every == every - 1:
+                checkpoint(conn)
+            time.sleep(0.0005)  # the writer waits for its next batch now and then
+
+
+@pytest.mark.parametrize("checkpointed", [True, False])
+def test_the_wal_is_copied_back_beside_the_writer_and_starts_again(
+    tmp_path: Path, checkpointed: bool
+) -> None:
+    """With SQLite's automatic checkpoint off (as in the writer process, so that no batch's
+    COMMIT waits for one), the checkpoint thread and the writer's own passive checkpoints keep
+    the WAL small; without them it grows with every commit (the control)."""
+    path = str(tmp_path / "wal.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    sqlite_pragmas(conn)
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("CREATE TABLE blob (id INTEGER PRIMARY KEY, body BLOB)")
+    checkpointer = WalCheckpointer(path)
+    if checkpointed:
+        checkpointer.start()
+    try:
+        for _ in range(3):
+            _write_blobs(conn, 400, every=100 if checkpointed else None)
+            checkpointer.wrote()
+    finally:
+        if checkpointed:
+            checkpointer.stop()
+    wal_mb = os.path.getsize(path + "-wal") / 2**20
+    assert conn.execute("SELECT count(*) FROM blob").fetchone() == (1200,)
+    conn.close()
+    if checkpointed:
+        assert checkpointer.passes >= 1
+        assert wal_mb < 2.5, wal_mb  # 1,200 commits of 4 KiB and more: about 10 MB unchecked
+    else:
+        assert wal_mb > 9, wal_mb

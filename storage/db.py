@@ -23,10 +23,11 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 from storage.models import AuditLog
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-#: WAL pages after which a commit also checkpoints (SQLite's default is 1,000). A batch of
-#: submissions dirties about two pages a response, most of them at random places in the unique
-#: indexes; checkpointing every 10,000 pages (about 40 MB of WAL) writes a page changed by many
-#: batches once instead of once per 1,000, and took a quarter of the batch writer's time off.
+#: WAL pages after which a commit also checkpoints (SQLite's default is 1,000). The submission
+#: writer process turns this off on its connection and checkpoints beside its batches
+#: (:class:`surveys.sqlite_writer.WalCheckpointer`), keeping the WAL to about a second of
+#: batches; under that load a chat step's or the console's commit would otherwise find more
+#: than 1,000 pages and checkpoint them itself, holding up its request.
 SQLITE_WAL_AUTOCHECKPOINT = 10_000
 
 

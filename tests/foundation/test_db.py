@@ -80,8 +80,8 @@ async def test_a_connection_returned_mid_transaction_is_rolled_back(
 
 
 async def test_sqlite_connections_get_pufa_s_pragmas(engine: AsyncEngine) -> None:
-    """WAL with ``synchronous=NORMAL``, foreign keys, and the longer checkpoint interval that
-    lets a page changed by many submission batches be written back once."""
+    """WAL with ``synchronous=NORMAL``, foreign keys, and a checkpoint interval longer than
+    the WAL the submission writer process leaves, so no other commit waits for a checkpoint."""
     if engine.dialect.name != "sqlite":
         pytest.skip("SQLite pragmas")
     async with engine.connect() as conn:

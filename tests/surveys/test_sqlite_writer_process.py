@@ -276,3 +276,34 @@ def test_the_wal_is_copied_back_beside_the_writer_and_starts_again(
         assert wal_mb < 2.5, wal_mb  # 1,200 commits of 4 KiB and more: about 10 MB unchecked
     else:
         assert wal_mb > 9, wal_mb
+
+
+async def test_the_writer_process_copies_its_batches_back_into_the_database_file(
+    db_url: str, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    """Soon after a batch, its rows are in the database file itself, not only in the WAL:
+    the writer process checkpoints (a few pages: SQLite's own automatic checkpoint would wait
+    for 10,000). Read from a copy of the file alone, without its WAL."""
+    path = _path(db_url)
+    await seed_surveys(sessions)
+    writer = SQLiteWriterProcess(path)
+    try:
+        outcomes = await writer.store([_item(f"f{n}") for n in range(3)])
+        assert all(isinstance(o, SubmitResult) and o.created for o in outcomes)
+        copy = tmp_path / "file-alone.db"
+        in_file = 0
+        deadline = time.monotonic() + 10
+        while in_file < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            copy.write_bytes(Path(path).read_bytes())
+            Path(f"{copy}-wal").unlink(missing_ok=True)
+            alone = sqlite3.connect(copy)
+            try:
+                in_file = alone.execute("SELECT count(*) FROM survey_response").fetchone()[0]
+            except sqlite3.DatabaseError:
+                in_file = 0  # copied mid-checkpoint: try again
+            finally:
+                alone.close()
+    finally:
+        await writer.close()
+    assert in_file == 3

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 
 from core.appkeys import METRICS, SETTINGS
-from core.i18n import N_, Translator, negotiate, negotiate_accept_language
+from core.i18n import N_, negotiate, negotiate_accept_language, translator
 from core.settings import IPNetwork
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def json_error(
     default_code, default_message = _STATUS_MESSAGES.get(
         status, ("error", _STATUS_MESSAGES[500][1])
     )
-    t = Translator(request_locale(request))
+    t = translator(request_locale(request))
     body = {
         "error": {
             "code": code or default_code,
@@ -128,7 +128,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             status = 400
             if _wants_json(request):
                 return json_error(request, 400)
-            text = Translator(request_locale(request))._(_STATUS_MESSAGES[400][1])
+            text = translator(request_locale(request))._(_STATUS_MESSAGES[400][1])
             return web.Response(status=400, text=text)
         response = await handler(request)
         status = response.status

@@ -130,13 +130,20 @@ def translations(locale: str) -> _gettext.NullTranslations:
     return chain if chain is not None else _gettext.NullTranslations()
 
 
+@lru_cache(maxsize=16)
+def _babel_locale(locale: str) -> Locale:
+    """Babel's data for a shipped locale (cached: parsing looks for locale files on disk,
+    which was a quarter of an error answer's CPU time)."""
+    return Locale.parse(locale)
+
+
 class Translator:
     """Translation and formatting bound to one locale: ``t = Translator("en"); t._("Hello")``."""
 
     def __init__(self, locale: str | None = None) -> None:
         self.locale = negotiate(locale) if locale else DEFAULT_LOCALE
         self._t = translations(self.locale)
-        self.babel_locale = Locale.parse(self.locale)
+        self.babel_locale = _babel_locale(self.locale)
 
     def _(self, message: str, **params: object) -> str:
         """Translate ``message`` and fill ``{name}`` placeholders from ``params``."""
@@ -181,4 +188,4 @@ def format_date_local(value: date, locale: str) -> str:
     """Format a date in the long style of ``locale`` with the weekday."""
     if locale == "zh_CN":
         return _format_date(value, "y年M月d日 EEEE", locale="zh_CN")
-    return _format_date(value, "full", locale=Locale.parse(locale))
+    return _format_date(value, "full", locale=_babel_locale(locale))

@@ -15,7 +15,7 @@ from surveys.keys import COMMITTER, RATE_LIMITER, SURVEYS, TOWNSHIP_CACHE
 from surveys.postgres_writer import PostgresBatchWriter
 from surveys.ratelimit import OpenLinkLimits
 from surveys.schema import Survey
-from surveys.sqlite_writer import SQLiteWriterProcess
+from surveys.sqlite_writer import PIPELINE, SQLiteWriterProcess
 
 __all__ = ["COMMIT_WORKERS_POSTGRES", "setup"]
 
@@ -27,13 +27,16 @@ async def _committer_ctx(app: web.Application) -> AsyncIterator[None]:
     engine = app[ENGINE]
     writer: SQLiteWriterProcess | PostgresBatchWriter | None = None
     if engine.dialect.name == "sqlite":
-        # One writer at a time on SQLite: one worker. PostgreSQL overlaps batches on separate
-        # connections. With a writer, the workers run on a loop in a thread of their own.
+        # One writer at a time on SQLite: one worker, or with the writer process as many as
+        # it takes batches in flight (it stores them one after another). PostgreSQL overlaps
+        # batches on separate connections. With a writer, the workers run on a loop in a
+        # thread of their own.
         workers = 1
         path = engine.url.database
         if path and path != ":memory:":
             writer = SQLiteWriterProcess(path)
             writer.start()
+            workers = PIPELINE
     else:
         workers = COMMIT_WORKERS_POSTGRES
         if engine.dialect.driver == "asyncpg":

@@ -27,6 +27,7 @@ copies the WAL back into the database file (:class:`WalCheckpointer`), so that n
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import IO, Any
 
@@ -48,7 +50,7 @@ from storage.db import sqlite_pragmas
 from surveys.submission import Submission, SubmitError, SubmitResult, batch_plan, run_batch_sync
 from surveys.submission_sql import SQLiteStatements, translated
 
-__all__ = ["SQLiteBatchWriter", "SQLiteWriterProcess", "WalCheckpointer"]
+__all__ = ["PIPELINE", "SQLiteBatchWriter", "SQLiteWriterProcess", "WalCheckpointer"]
 
 log = logging.getLogger(__name__)
 
@@ -132,28 +134,107 @@ def _receive(stream: IO[bytes]) -> Any:
     return pickle.loads(data)
 
 
+class _Child:
+    """A running writer process: the batches sent to it that await their reply (in the order
+    sent), and the thread that reads the replies and settles those batches."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.sent = False  # whether it has been given a batch
+        self.surveys: dict[str, Any] = {}  # the surveys it has been sent
+        self.dead = False  # its pipe has closed: it is replaced on the next batch
+        self._lock = threading.Lock()
+        self._pending: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = deque()
+        self._reader = threading.Thread(
+            target=self._read, name="sqlite-writer-replies", daemon=True
+        )
+        self._reader.start()
+
+    def expect(self, future: asyncio.Future[Any]) -> None:
+        """Have ``future`` settled by the reply to the next batch sent (call before sending)."""
+        with self._lock:
+            if self.dead:
+                raise EOFError("the writer process has exited")
+            self._pending.append((future.get_loop(), future))
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        error: BaseException
+        while True:
+            try:
+                reply = _receive(self.proc.stdout)
+            except (EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
+                error = exc
+                break
+            with self._lock:
+                loop, future = self._pending.popleft()
+            _settle(loop, future, reply)
+        with self._lock:
+            self.dead = True
+            pending, self._pending = list(self._pending), deque()
+        for loop, future in pending:
+            _settle(loop, future, error)
+
+    def stop(self, kill: bool) -> None:
+        """Close the pipe (the process finishes the batches it was sent), or kill it; wait
+        until it has exited and every batch sent to it is settled."""
+        if kill:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(timeout=10)
+        if self.proc.stdout is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdout.close()
+
+
+def _settle(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], reply: Any) -> None:
+    """Settle a batch's ``future`` on its loop: with the reply, or as a lost connection."""
+
+    def settle() -> None:
+        if future.done():
+            return
+        if isinstance(reply, BaseException):
+            future.set_exception(OperationalError("submission batch (writer process)", None, reply))
+        else:
+            future.set_result(reply)
+
+    with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits any more
+        loop.call_soon_threadsafe(settle)
+
+
 class SQLiteWriterProcess:
     """:class:`SQLiteBatchWriter` on the SQLite file ``path``, run in a child process
     (``python -m surveys.sqlite_writer PATH``) started by :meth:`start` (the web server
     starts it with itself: it takes about half a second to be ready, which the first
     submission would otherwise wait for) or by the first batch.
 
-    The same interface: :meth:`store` returns when the batch is committed. A child that has
-    exited is started again on the next batch; one that dies while storing a batch raises
-    ``OperationalError`` (the group committer retries the batch, whose lookup then finds what
-    of it was committed). The child exits when this process closes the pipe, or dies."""
+    The same interface: :meth:`store` returns when the batch is committed. It does not wait
+    for one batch's reply before sending the next: the process stores the batches it is sent
+    one after the other, in one connection, and while it stores one the next is on its way
+    (the group committer keeps :data:`PIPELINE` batches in flight). A thread reads the replies.
+    A child that has exited is started again on the next batch; one that dies with batches
+    unanswered fails each with ``OperationalError`` (the group committer retries them, and
+    their lookup then finds what of them was committed). The child exits when this process
+    closes the pipe, or dies."""
 
     def __init__(self, path: str) -> None:
         self._path = path
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child: _Child | None = None
         self._lock = threading.Lock()
-        self._sent = False  # whether the running child has been given a batch
-        self._surveys: dict[str, Any] = {}  # the surveys the running child has been sent
 
     @property
     def pid(self) -> int | None:
         """The writer process's id while it runs."""
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+        child = self._child
+        return child.proc.pid if child is not None and child.proc.poll() is None else None
 
     def start(self) -> None:
         """Start the writer process now, if it is not running (returns at once: it gets
@@ -165,28 +246,34 @@ class SQLiteWriterProcess:
         """Store ``items`` in one transaction in the writer process (committed when this
         returns); their outcomes.
 
-        Blocks the calling event loop while the batch is stored: it runs on the group
-        committer's loop in a thread of its own, which has nothing else to do meanwhile."""
+        Sending blocks the calling event loop (the group committer's, in a thread of its
+        own); the reply is awaited, so another batch can be sent meanwhile."""
         if not items:
             return []
         rows = [(item.survey.code, *(getattr(item, f) for f in _FIELDS)) for item in items]
+        future: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
         with self._lock:
-            proc = self._running()
-            assert proc.stdin is not None and proc.stdout is not None
+            child = self._running()
+            assert child.proc.stdin is not None
             # Each survey goes to the child once (about 7.5 KB and 0.1 ms pickled and read).
             surveys = {
                 item.survey.code: item.survey
                 for item in items
-                if self._surveys.get(item.survey.code) is not item.survey
+                if child.surveys.get(item.survey.code) is not item.survey
             }
             try:
-                self._sent = True
-                self._surveys.update(surveys)
-                _send(proc.stdin, (surveys, rows))
-                kind, value = _receive(proc.stdout)
-            except (EOFError, OSError) as exc:
-                self._stop(proc)
+                child.expect(future)
+            except EOFError as exc:  # its pipe closed since: the committer retries
                 raise OperationalError("submission batch (writer process)", None, exc) from exc
+            try:
+                child.sent = True
+                child.surveys.update(surveys)
+                _send(child.proc.stdin, (surveys, rows))
+            except OSError:
+                # Gone: the reader fails every batch sent and not answered, this one too.
+                with contextlib.suppress(ProcessLookupError):
+                    child.proc.kill()
+        kind, value = await future
         if kind == "ok":
             return list(value)
         if kind == "integrity":
@@ -196,43 +283,33 @@ class SQLiteWriterProcess:
         raise RuntimeError(f"the SQLite writer process failed: {value}")
 
     async def close(self) -> None:
-        """Stop the writer process (it finishes the batch it has, if any)."""
+        """Stop the writer process (it finishes the batches it has, if any)."""
         with self._lock:
-            if self._proc is not None:
-                self._stop(self._proc)
+            child, self._child = self._child, None
+        if child is not None:
+            await asyncio.to_thread(child.stop, not child.sent)
 
-    def _running(self) -> subprocess.Popen[bytes]:
-        if self._proc is not None and self._proc.poll() is not None:
-            self._stop(self._proc)
-        if self._proc is None:
+    def _running(self) -> _Child:
+        child = self._child
+        if child is not None and (child.dead or child.proc.poll() is not None):
+            self._child = None
+            child.stop(kill=True)
+        if self._child is None:
             # The child imports pufa as this process does (same interpreter, same sys.path).
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-            self._proc = subprocess.Popen(
+            proc = subprocess.Popen(
                 [sys.executable, "-m", "surveys.sqlite_writer", self._path],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 env=env,
             )
-            self._sent = False
-            self._surveys = {}
-        return self._proc
+            self._child = _Child(proc)
+        return self._child
 
-    def _stop(self, proc: subprocess.Popen[bytes]) -> None:
-        if not self._sent:
-            # Never given a batch (a server stopped soon after it started): nothing to finish.
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if self._proc is proc:
-            self._proc = None
+
+#: How many batches the group committer keeps in flight to the writer process: while the
+#: process stores one, the next is sent (and read by the process) so it can start at once.
+PIPELINE = 2
 
 
 #: The writer's own checkpoint runs at most this often (seconds), after a batch's reply.

@@ -171,8 +171,9 @@ async def test_a_writer_process_that_died_is_replaced(
 async def test_a_writer_process_killed_mid_batch_loses_nothing_and_stores_nothing_twice(
     db_url: str, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    """Killed while its batch waits for the database: the batch fails as a lost connection
-    (the group committer's retry), and the retry stores each submission once."""
+    """Killed while one batch waits for the database and another waits behind it: both fail
+    as a lost connection (the group committer's retry), and the retry stores each submission
+    once."""
     path = _path(db_url)
     await seed_surveys(sessions)
     writer = SQLiteWriterProcess(path)
@@ -184,12 +185,17 @@ async def test_a_writer_process_killed_mid_batch_loses_nothing_and_stores_nothin
         other = sqlite3.connect(path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")  # the batch waits for this lock
         try:
-            pending = asyncio.ensure_future(asyncio.to_thread(asyncio.run, writer.store(items)))
+            # Two batches in flight: the first waits for the lock, the second in the pipe.
+            pending = [
+                asyncio.ensure_future(asyncio.to_thread(asyncio.run, writer.store(part)))
+                for part in (items[:3], items[3:])
+            ]
             await asyncio.sleep(1.0)
-            assert not pending.done()
+            assert not any(one.done() for one in pending)
             os.kill(pid, signal.SIGKILL)
-            with pytest.raises(OperationalError):
-                await asyncio.wait_for(pending, timeout=30)
+            for one in pending:
+                with pytest.raises(OperationalError):
+                    await asyncio.wait_for(one, timeout=30)
         finally:
             other.execute("ROLLBACK")
             other.close()
@@ -201,6 +207,40 @@ async def test_a_writer_process_killed_mid_batch_loses_nothing_and_stores_nothin
     assert all(isinstance(o, SubmitResult) and not o.created for o in again)
     assert [o.response_id for o in again] == [o.response_id for o in retried]  # type: ignore[union-attr]
     assert await _count(sessions, SurveyResponse.id) == 6
+
+
+async def test_batches_in_flight_together_are_stored_in_order_each_with_its_own_outcomes(
+    db_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The second batch is sent while the first waits for the database; the process stores
+    them one after the other, so the second sees the first's respondent as already answered,
+    and each batch gets its own outcomes back."""
+    path = _path(db_url)
+    await seed_surveys(sessions)
+    writer = SQLiteWriterProcess(path)
+    try:
+        await writer.store([_item("warm-up")])
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # the first batch waits for this lock
+        try:
+            first = asyncio.ensure_future(writer.store([_item("a"), _item("b")]))
+            await asyncio.sleep(0.3)
+            second = asyncio.ensure_future(writer.store([_item("c"), _item("a")]))
+            await asyncio.sleep(0.3)
+            assert not first.done() and not second.done()
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        a, b = await asyncio.wait_for(first, timeout=30)
+        c, a_again = await asyncio.wait_for(second, timeout=30)
+    finally:
+        await writer.close()
+    assert isinstance(a, SubmitResult) and a.created
+    assert isinstance(b, SubmitResult) and b.created
+    assert isinstance(c, SubmitResult) and c.created
+    assert isinstance(a_again, AlreadyAnswered)
+    assert len({a.response_id, b.response_id, c.response_id}) == 3
+    assert await _count(sessions, SurveyResponse.id) == 4
 
 
 _PARENT = """

@@ -17,7 +17,11 @@ turn of the web server's loop cross to the worker loop in one call at the end of
 resolved on the web server's loop in one call per batch.
 
 On PostgreSQL several workers (each its own connection) store batches at once, so one batch's
-round trips overlap the next; SQLite takes one writer at a time, so there one worker does.
+round trips overlap the next; SQLite takes one writer at a time, so there one worker does (two
+with the writer process, which stores one batch while the next is on its way). What is queued
+when a worker wakes is shared among the idle workers: requests tend to arrive in waves (each
+connection sends its next request when its answer comes), and a wave stored by one worker
+while the others wait kept PostgreSQL on one backend, and one core, at a time.
 Batches stored side by side are kept apart by the database's unique constraints, like any two
 writers.
 
@@ -180,7 +184,12 @@ class GroupCommitter:
         while True:
             first = await self._queue.get()
             batch = [first]
-            while len(batch) < self._max_batch and not self._queue.empty():
+            # What is queued is shared among the idle workers (this one included), so that
+            # they store it side by side rather than one of them storing all of it.
+            idle = max(1, self._workers - self._busy)
+            share = -(-(1 + self._queue.qsize()) // idle)
+            limit = min(self._max_batch, share)
+            while len(batch) < limit and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             self._busy += 1
             try:

@@ -215,17 +215,22 @@ async def test_concurrent_reuse_of_a_key_stores_one(client: Any, sessions: Any) 
 
 
 async def test_group_committer_refuses_a_reused_key_in_one_batch(
-    client: Any, sessions: Any
+    client: Any, sessions: Any, db_url: str
 ) -> None:
     import asyncio
 
-    from surveys.keys import COMMITTER, SURVEYS
+    from surveys.committer import GroupCommitter
+    from surveys.keys import SURVEYS
     from surveys.submission import IdempotencyKeyReused, Submission, SubmitResult
     from tests.surveys.conftest import NOW
+    from tests.surveys.test_committer_race import _writer
 
     await opened(client, sessions)
     survey = client.app[SURVEYS]["fazhi-2026"]
-    committer = client.app[COMMITTER]
+    # The server's committer shares what arrives together among its workers; one worker
+    # (with the same kind of batch writer) keeps the three in one batch.
+    committer = GroupCommitter(sessions, workers=1, writer=await _writer(db_url, "writer"))
+    committer.start()
 
     def item(respondent: str, level: str) -> Submission:
         return Submission(
@@ -239,13 +244,15 @@ async def test_group_committer_refuses_a_reused_key_in_one_batch(
             idempotency_key="batch-key",
         )
 
-    before = committer.batches
-    out = await asyncio.gather(
-        committer.submit(item("a" * 64, "satisfied")),
-        committer.submit(item("b" * 64, "dissatisfied")),
-        committer.submit(item("c" * 64, "satisfied")),
-    )
-    assert committer.batches - before == 1, "expected one batch"
+    try:
+        out = await asyncio.gather(
+            committer.submit(item("a" * 64, "satisfied")),
+            committer.submit(item("b" * 64, "dissatisfied")),
+            committer.submit(item("c" * 64, "satisfied")),
+        )
+    finally:
+        await committer.stop()
+    assert committer.batches == 1, "expected one batch"
     assert isinstance(out[0], SubmitResult) and out[0].created
     assert isinstance(out[1], IdempotencyKeyReused)
     assert isinstance(out[2], SubmitResult) and not out[2].created

@@ -163,12 +163,17 @@ class _Child:
         while True:
             try:
                 reply = _receive(self.proc.stdout)
-            except (EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
+            except Exception as exc:  # gone, or unreadable: either way the pipe is done
                 error = exc
                 break
             with self._lock:
+                if not self._pending:  # a reply nobody waits for: out of step, start again
+                    error = RuntimeError("a reply from the writer process for no batch")
+                    break
                 loop, future = self._pending.popleft()
             _settle(loop, future, reply)
+        if not isinstance(error, EOFError):
+            log.warning("the SQLite writer process's replies stopped: %r", error)
         with self._lock:
             self.dead = True
             pending, self._pending = list(self._pending), deque()

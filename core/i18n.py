@@ -133,7 +133,7 @@ def translations(locale: str) -> _gettext.NullTranslations:
 @lru_cache(maxsize=16)
 def _babel_locale(locale: str) -> Locale:
     """Babel's data for a shipped locale (cached: parsing looks for locale files on disk,
-    which was a quarter of an error answer's CPU time)."""
+    about a quarter of the web loop's time under a load of refused submissions)."""
     return Locale.parse(locale)
 
 

@@ -7,12 +7,27 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.db import asyncpg_dsn
+from surveys.postgres_writer import PostgresBatchWriter
+from surveys.sqlite_writer import SQLiteWriterProcess
 from tests.helpers import TEST_SECRET, seed_db
 
 SECRET = TEST_SECRET.encode()
 NOW = datetime(2026, 6, 1, 4, 0, tzinfo=UTC)
+
+
+def serve_batch_writer(
+    db_url: str, connections: int = 2
+) -> SQLiteWriterProcess | PostgresBatchWriter:
+    """The batch writer ``pufa serve`` stores submissions with on ``db_url`` (on PostgreSQL
+    over ``connections`` connections)."""
+    url = make_url(db_url)
+    if url.get_backend_name() != "sqlite":
+        return PostgresBatchWriter(asyncpg_dsn(url), connections)
+    return SQLiteWriterProcess(str(url.database))
 
 
 def fazhi_answers(level: str = "satisfied", **overrides: Any) -> dict[str, Any]:

@@ -222,14 +222,13 @@ async def test_group_committer_refuses_a_reused_key_in_one_batch(
     from surveys.committer import GroupCommitter
     from surveys.keys import SURVEYS
     from surveys.submission import IdempotencyKeyReused, Submission, SubmitResult
-    from tests.surveys.conftest import NOW
-    from tests.surveys.test_committer_race import _writer
+    from tests.surveys.conftest import NOW, serve_batch_writer
 
     await opened(client, sessions)
     survey = client.app[SURVEYS]["fazhi-2026"]
     # The server's committer shares what arrives together among its workers; one worker
     # (with the same kind of batch writer) keeps the three in one batch.
-    committer = GroupCommitter(sessions, workers=1, writer=await _writer(db_url, "writer"))
+    committer = GroupCommitter(sessions, workers=1, writer=serve_batch_writer(db_url))
     committer.start()
 
     def item(respondent: str, level: str) -> Submission:

@@ -7,19 +7,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.db import asyncpg_dsn
-from storage.models_surveys import SurveyResponse
 from surveys.committer import BatchWriter, GroupCommitter, Outcome
-from surveys.postgres_writer import PostgresBatchWriter
 from surveys.respondents import pseudonym
 from surveys.schema import load_catalog
-from surveys.sqlite_writer import SQLiteWriterProcess
 from surveys.submission import Submission, SubmitResult
-from tests.surveys.conftest import NOW, SECRET, fazhi_answers, seed_surveys
+from tests.surveys.conftest import NOW, SECRET, fazhi_answers, seed_surveys, serve_batch_writer
+from tests.surveys.test_api import count_responses
 
 
 class _Watched:
@@ -37,13 +32,6 @@ class _Watched:
         await self._writer.close()
 
 
-def _writer(db_url: str) -> BatchWriter:
-    url = make_url(db_url)
-    if url.get_backend_name() != "sqlite":
-        return PostgresBatchWriter(asyncpg_dsn(url), 4)
-    return SQLiteWriterProcess(str(url.database))
-
-
 def _item(who: str) -> Submission:
     survey = load_catalog()["fazhi-2026"]
     return Submission(
@@ -51,16 +39,11 @@ def _item(who: str) -> Submission:
     )
 
 
-async def _stored(sessions: async_sessionmaker[AsyncSession]) -> int:
-    async with sessions() as session:
-        return int((await session.execute(select(func.count(SurveyResponse.id)))).scalar_one())
-
-
 async def test_what_arrives_together_is_shared_among_the_idle_workers(
     db_url: str, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     await seed_surveys(sessions)
-    writer = _Watched(_writer(db_url))
+    writer = _Watched(serve_batch_writer(db_url, 4))
     committer = GroupCommitter(sessions, workers=4, writer=writer)
     committer.start()
     try:
@@ -76,4 +59,4 @@ async def test_what_arrives_together_is_shared_among_the_idle_workers(
     assert writer.sizes == [11, 11, 10, 10, 1]
     assert all(isinstance(o, SubmitResult) and o.created for o in [*outcomes, late])
     assert len({o.response_id for o in outcomes}) == 42  # type: ignore[union-attr]
-    assert await _stored(sessions) == 43
+    assert await count_responses(sessions) == 43

@@ -26,19 +26,21 @@ from surveys.submission import (
     TokenUsed,
     submit_response,
 )
-from tests.surveys.conftest import NOW, SECRET, fazhi_answers, make_invitations, seed_surveys
+from tests.surveys.conftest import (
+    NOW,
+    SECRET,
+    fazhi_answers,
+    make_invitations,
+    seed_surveys,
+    serve_batch_writer,
+)
 
 Writer = SQLiteWriterProcess | PostgresBatchWriter
 
 
 async def _writer(db_url: str, store: str) -> Writer | None:
     """The batch writer ``pufa serve`` uses on ``db_url`` (``store == "writer"``), else none."""
-    if store != "writer":
-        return None
-    url = make_url(db_url)
-    if url.get_backend_name() != "sqlite":
-        return PostgresBatchWriter(asyncpg_dsn(url), 2)
-    return SQLiteWriterProcess(str(url.database))
+    return serve_batch_writer(db_url) if store == "writer" else None
 
 
 @pytest.mark.parametrize("store", ["sessions", "writer"])

@@ -319,6 +319,11 @@ PIPELINE = 2
 
 #: The writer's own checkpoint runs at most this often (seconds), after a batch's reply.
 OWN_CHECKPOINT_INTERVAL = 1.0
+#: Once due, the writer's own checkpoint waits for the moment just after one of the thread's
+#: passes (when least is left to copy) for at most this long (seconds) before running anyway.
+OWN_CHECKPOINT_LATEST = 3.0
+#: "Just after a pass": the thread finished one less than this long ago (seconds).
+FRESH_PASS = 0.02
 #: How long the checkpoint thread lets a batch's pages gather before copying them.
 CHECKPOINT_PAUSE = 0.1
 
@@ -332,7 +337,12 @@ class WalCheckpointer:
     interpreter lock meanwhile, so the writer goes on with the next batch. A passive
     checkpoint cannot finish while the writer keeps adding pages, and the WAL starts again
     from its beginning only after one has; so the writer itself runs one after a batch's reply
-    every :data:`OWN_CHECKPOINT_INTERVAL` seconds, when little is left to copy.
+    every :data:`OWN_CHECKPOINT_INTERVAL` seconds, just after one of the thread's passes
+    (:meth:`just_passed`), when least is left to copy: the batches behind it wait meanwhile.
+    Timed under load at 50 connections (36 checkpoints each way), that wait was 25 ms at the
+    median and 33 ms at the 90th percentile when the writer's checkpoint ran as soon as it was
+    due, and 17 and 27 ms just after a pass (about 200 pages left to copy, but the two cores
+    are busy, so copying them takes three times its CPU time).
     With SQLite's automatic checkpoint instead (every 10,000 pages) every 45th batch or so
     waited about 0.2 s for its ``COMMIT``.
     """
@@ -343,6 +353,8 @@ class WalCheckpointer:
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
         self.passes = 0
+        self._in_pass = False
+        self._passed_at = float("-inf")
 
     def start(self) -> None:
         """Start the thread."""
@@ -351,6 +363,16 @@ class WalCheckpointer:
     def wrote(self) -> None:
         """Say that a batch was committed."""
         self._wrote.set()
+
+    @property
+    def passed_at(self) -> float:
+        """When (``time.monotonic()``) the thread last finished a pass (``-inf``: never)."""
+        return self._passed_at
+
+    def just_passed(self, now: float) -> bool:
+        """Whether the thread finished a pass less than :data:`FRESH_PASS` seconds before
+        ``now`` (a ``time.monotonic()`` reading) and has not started another."""
+        return not self._in_pass and now - self._passed_at < FRESH_PASS
 
     def stop(self) -> None:
         """Stop the thread (after the pass it is in, if any)."""
@@ -371,10 +393,24 @@ class WalCheckpointer:
                 self._wrote.clear()
                 if self._stopping:  # stop() sets the flag before the event this just cleared
                     return
-                checkpoint(conn)
+                self._in_pass = True
+                try:
+                    checkpoint(conn)
+                finally:
+                    self._passed_at = time.monotonic()
+                    self._in_pass = False
                 self.passes += 1
         finally:
             conn.close()
+
+
+def own_checkpoint_due(since: float, just_passed: bool) -> bool:
+    """Whether the writer runs its own checkpoint now, ``since`` seconds after its last one:
+    once :data:`OWN_CHECKPOINT_INTERVAL` has passed, just after a pass of the thread's, or
+    regardless once :data:`OWN_CHECKPOINT_LATEST` has."""
+    if since < OWN_CHECKPOINT_INTERVAL:
+        return False
+    return just_passed or since >= OWN_CHECKPOINT_LATEST
 
 
 def checkpoint(conn: sqlite3.Connection) -> None:
@@ -426,7 +462,8 @@ def serve_batches(path: str, requests: IO[bytes], replies: IO[bytes]) -> None:
             except OSError:
                 return  # the web server's process is gone
             checkpointer.wrote()
-            if time.monotonic() - own_checkpoint_at >= OWN_CHECKPOINT_INTERVAL:
+            now = time.monotonic()
+            if own_checkpoint_due(now - own_checkpoint_at, checkpointer.just_passed(now)):
                 checkpoint(conn)
                 own_checkpoint_at = time.monotonic()
     finally:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -23,7 +24,15 @@ from storage.db import sqlite_pragmas
 from storage.models_surveys import SurveyAnswer, SurveyResponse
 from surveys.respondents import invitation_hash, pseudonym
 from surveys.schema import load_catalog
-from surveys.sqlite_writer import SQLiteWriterProcess, WalCheckpointer, checkpoint
+from surveys.sqlite_writer import (
+    FRESH_PASS,
+    OWN_CHECKPOINT_INTERVAL,
+    OWN_CHECKPOINT_LATEST,
+    SQLiteWriterProcess,
+    WalCheckpointer,
+    checkpoint,
+    own_checkpoint_due,
+)
 from surveys.submission import (
     AlreadyAnswered,
     IdempotencyKeyReused,
@@ -31,6 +40,7 @@ from surveys.submission import (
     Submission,
     SubmitResult,
     TokenInvalid,
+    submit_many,
 )
 from tests.surveys.conftest import NOW, SECRET, fazhi_answers, make_invitations, seed_surveys
 
@@ -119,6 +129,71 @@ async def test_outcomes_come_back_from_the_writer_process_whole(
     assert invalid.errors["public_service"].code == "invalid_option"
     assert await _count(sessions, SurveyResponse.id) == 2
     assert await _count(sessions, SurveyAnswer.id) > 2
+
+
+async def test_the_writer_process_stores_the_rows_the_in_process_path_stores(
+    db_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The writer process binds each row's columns itself; the in-process path reads them out
+    of JSON. The same submissions, one of each pair by each path, must give the same rows."""
+    await seed_surveys(sessions)
+    tokens = await make_invitations(sessions, 2, township="xj")
+    odd = "引号\"与\\反斜杠 <b>&amp;</b> 'OR 1=1; -- 𠀀 é\t"
+    variants = [
+        {"comment": odd, "level": "very_satisfied"},
+        {"comment": "", "channels": ["website"], "level": "dissatisfied"},
+    ]
+
+    def pair(n: int, path: str, overrides: dict[str, object]) -> Submission:
+        item = _item(f"{path}-{n}", f"key-{path}-{n}", **overrides)
+        if n == 0:
+            item.token_hash = invitation_hash(SECRET, tokens[0 if path == "writer" else 1])
+        if n == 1:
+            item.sample = True
+        return item
+
+    writer = SQLiteWriterProcess(_path(db_url))
+    try:
+        by_writer = await writer.store([pair(n, "writer", v) for n, v in enumerate(variants)])
+    finally:
+        await writer.close()
+    async with sessions() as session:
+        in_process = await submit_many(
+            session, [pair(n, "session", v) for n, v in enumerate(variants)]
+        )
+        await session.commit()
+    outcomes = [*by_writer, *in_process]
+    assert all(isinstance(o, SubmitResult) and o.created for o in outcomes), outcomes
+
+    async def stored(outcome: object) -> tuple[dict[str, Any], tuple[bool, bool], list[Any]]:
+        """The response's columns (but its own keys), whether it has an invitation and a
+        request fingerprint, and its answers' columns."""
+        assert isinstance(outcome, SubmitResult)
+        async with sessions() as session:
+            response = await session.get(SurveyResponse, outcome.response_id)
+            assert response is not None
+            answers = (
+                await session.execute(
+                    select(SurveyAnswer).where(SurveyAnswer.response_id == outcome.response_id)
+                )
+            ).scalars()
+            own = ("id", "respondent", "idempotency_key", "invitation_id", "request_hash")
+            return (
+                {k: v for k, v in response.model_dump().items() if k not in own},
+                (response.invitation_id is not None, response.request_hash is not None),
+                sorted(
+                    (a.survey, a.question, a.value, a.text, a.township, a.channel, a.sample)
+                    for a in answers
+                ),
+            )
+
+    for ours, theirs in zip(by_writer, in_process, strict=True):
+        assert await stored(ours) == await stored(theirs)
+    columns, (invited, fingerprinted), answers = await stored(by_writer[0])
+    assert invited and fingerprinted
+    assert (columns["created_at"], columns["township"], columns["sample"]) == (NOW, "xj", False)
+    assert ("fazhi-2026", "comment", None, odd.strip(), "xj", "api", False) in answers
+    assert (await stored(by_writer[1]))[0]["sample"] is True
 
 
 async def test_the_writer_process_starts_before_the_first_batch_and_stops_unused(
@@ -327,6 +402,43 @@ def test_the_wal_is_copied_back_beside_the_writer_and_starts_again(
         assert wal_mb < 2.5, wal_mb  # 1,200 commits of 4 KiB and more: about 10 MB unchecked
     else:
         assert wal_mb > 9, wal_mb
+
+
+def test_the_writer_checkpoints_just_after_a_pass_of_the_thread_or_when_it_is_late(
+    tmp_path: Path,
+) -> None:
+    """The writer's own checkpoint (which the batches behind it wait for) is due after
+    OWN_CHECKPOINT_INTERVAL, but runs only just after one of the thread's passes, when least
+    is left to copy, unless OWN_CHECKPOINT_LATEST has passed."""
+    early, due, late = OWN_CHECKPOINT_INTERVAL / 2, OWN_CHECKPOINT_INTERVAL, OWN_CHECKPOINT_LATEST
+    assert [own_checkpoint_due(since, True) for since in (early, due, late)] == [False, True, True]
+    assert [own_checkpoint_due(since, False) for since in (early, due, late)] == [
+        False,
+        False,
+        True,
+    ]
+
+    path = str(tmp_path / "pass.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    sqlite_pragmas(conn)
+    conn.execute("CREATE TABLE blob (id INTEGER PRIMARY KEY, body BLOB)")
+    checkpointer = WalCheckpointer(path)
+    assert not checkpointer.just_passed(time.monotonic())  # no pass yet
+    checkpointer.start()
+    try:
+        _write_blobs(conn, 10, every=None)
+        checkpointer.wrote()
+        deadline = time.monotonic() + 10
+        while checkpointer.passes < 1 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert checkpointer.passes == 1
+        passed_at = checkpointer.passed_at
+        assert passed_at <= time.monotonic()
+        assert checkpointer.just_passed(passed_at + FRESH_PASS / 2)
+        assert not checkpointer.just_passed(passed_at + FRESH_PASS * 2)  # no longer fresh
+    finally:
+        checkpointer.stop()
+        conn.close()
 
 
 async def test_the_writer_process_copies_its_batches_back_into_the_database_file(

@@ -320,7 +320,8 @@ PIPELINE = 2
 #: The writer's own checkpoint runs at most this often (seconds), after a batch's reply.
 OWN_CHECKPOINT_INTERVAL = 1.0
 #: Once due, the writer's own checkpoint waits for the moment just after one of the thread's
-#: passes (when least is left to copy) for at most this long (seconds) before running anyway.
+#: passes (when least is left to copy), but runs anyway once this long (seconds) has gone by
+#: since its last one.
 OWN_CHECKPOINT_LATEST = 3.0
 #: "Just after a pass": the thread finished one less than this long ago (seconds).
 FRESH_PASS = 0.02

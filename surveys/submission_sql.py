@@ -152,6 +152,19 @@ def _used_meanwhile() -> IntegrityError:
 
 # The pairs of the JSON array parameter numbered {0}.
 _PAIRS = "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?{0})"
+
+
+def _json_insert(table: str, columns: Sequence[str]) -> str:
+    """An ``INSERT`` of ``columns`` taking its rows as one JSON array of arrays."""
+    values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
+    return f"INSERT INTO {table} ({', '.join(columns)}) SELECT {values} FROM json_each(?)"
+
+
+def _row_insert(table: str, columns: Sequence[str]) -> str:
+    """An ``INSERT`` of ``columns`` taking one row of parameters (for ``executemany``)."""
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
 _SQLITE = {
     # Every read of a batch in one statement and one row (one step, one wait for the GIL
     # afterwards): the rows come back as one JSON array.
@@ -166,15 +179,11 @@ _SQLITE = {
     " UNION ALL SELECT 't', survey, token_hash, id, township, NULL, used_at, NULL"
     " FROM survey_invitation WHERE token_hash IN (SELECT value FROM json_each(?4)))",
     # No RETURNING: it is one step (and one wait for the GIL) per row inserted.
-    "insert_responses": f"INSERT INTO survey_response ({', '.join(RESPONSE_COLUMNS)}) SELECT "
-    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(RESPONSE_COLUMNS)))
-    + " FROM json_each(?)",
+    "insert_responses": _json_insert("survey_response", RESPONSE_COLUMNS),
     # The ids of the responses just inserted, found by their unique (survey, respondent).
     "response_ids": "SELECT json_group_array(json_array(id, survey, respondent))"
     f" FROM survey_response WHERE (survey, respondent) IN ({_PAIRS.format(1)})",
-    "insert_answers": f"INSERT INTO survey_answer ({', '.join(ANSWER_COLUMNS)}) SELECT "
-    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(ANSWER_COLUMNS)))
-    + " FROM json_each(?)",
+    "insert_answers": _json_insert("survey_answer", ANSWER_COLUMNS),
     # UPDATE … FROM (SQLite 3.33+): one pass over the uses, each invitation found by its key
     # (a correlated subquery per invitation read the whole array again for every row).
     "mark_used": "UPDATE survey_invitation SET used_at = u.at FROM (SELECT json_extract(value,"
@@ -184,24 +193,26 @@ _SQLITE = {
 
 # The inserts as SQLiteStatements runs them: one row a step, with executemany.
 _SQLITE_INSERTS = {
-    "insert_responses": f"INSERT INTO survey_response ({', '.join(RESPONSE_COLUMNS)})"
-    f" VALUES ({', '.join('?' * len(RESPONSE_COLUMNS))})",
-    "insert_answers": f"INSERT INTO survey_answer ({', '.join(ANSWER_COLUMNS)})"
-    f" VALUES ({', '.join('?' * len(ANSWER_COLUMNS))})",
+    "insert_responses": _row_insert("survey_response", RESPONSE_COLUMNS),
+    "insert_answers": _row_insert("survey_answer", ANSWER_COLUMNS),
 }
+
+
+def _response_rows(rows: Sequence[tuple[Any, ...]], to_db: Any) -> list[tuple[Any, ...]]:
+    """Response rows with ``created_at`` in its stored form (``to_db``)."""
+    return [(*row[:_CREATED], to_db(row[_CREATED])) for row in rows]
 
 
 def _insert_rows(name: str, args: tuple[Any, ...], to_db: Any) -> list[tuple[Any, ...]]:
     """The parameter rows of insert ``name`` for ``executemany``."""
     (rows,) = args
-    if name == "insert_responses":
-        return [(*row[:_CREATED], to_db(row[_CREATED])) for row in rows]
-    return list(rows)
+    return _response_rows(rows, to_db) if name == "insert_responses" else list(rows)
 
 
 SQLITE_STATEMENTS: Mapping[str, str] = MappingProxyType(_SQLITE)
 """SQLite's batch statements by name (``lookup``, ``insert_responses``, ``response_ids``,
-``insert_answers``, ``mark_used``); each takes its rows as JSON arrays."""
+``insert_answers``, ``mark_used``); each takes its rows as JSON arrays (the writer process
+inserts the rows with ``executemany`` instead)."""
 
 # Everything a batch reads in one statement. Each key is looked up on its own (a LATERAL
 # subquery, kept from being flattened into a join by OFFSET 0) with an equality on every column
@@ -300,8 +311,7 @@ def _sqlite_statement(name: str, args: tuple[Any, ...], to_db: Any) -> tuple[str
             False,
         )
     if name == "insert_responses":
-        doc = [(*row[:_CREATED], to_db(row[_CREATED])) for row in rows]
-        return sql, (_json(doc),), True
+        return sql, (_json(_response_rows(rows, to_db)),), True
     if name == "response_ids":
         who = [(row[0], row[1]) for row in rows]
         return sql, (_json(who),), False

@@ -196,14 +196,16 @@ class Step:
         kind: ReplyKind = "send",
         *,
         numbered: bool = True,
+        lead: str = "",
     ) -> None:
         """Queue a reply; buttons shown last are what a typed number refers to.
 
         With ``numbered=False`` a typed number chooses none of these buttons (nor any shown
-        before): for buttons beside a free-text answer, where ``1`` is an answer.
+        before): for buttons beside a free-text answer, where ``1`` is an answer. ``lead`` is
+        text shown before ``text`` (see :attr:`Reply.lead`).
         """
         rows = tuple(tuple(row) for row in buttons)
-        reply = Reply(text, rows, tuple(links), kind, numbered)
+        reply = Reply(text, rows, tuple(links), kind, numbered, lead)
         if rows:
             self.buttons_shown = [b.payload for b in reply.flat_buttons] if numbered else []
         self.replies.append(reply)

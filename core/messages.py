@@ -10,7 +10,7 @@ The adapter renders them: inline keyboards where the platform has buttons, numbe
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "Reply",
     "ReplyKind",
     "render_numbered",
+    "separate_leads",
     "split_text",
 ]
 
@@ -65,6 +66,10 @@ class Reply:
             buttons they are listed as ``1. label``). ``False`` for buttons beside a free-text
             answer, such as *Skip*, so that typing ``1`` is an answer and not a press; they are
             listed as ``[label]`` and chosen by typing the label.
+        lead: Text that comes before ``text`` (a survey's title and intro above its first
+            question), or "". A channel that edits messages shows both in one message, one
+            send fewer, and keeps the lead when an ``edit_source`` reply replaces it; others
+            send a lead as a message of its own (see :func:`separate_leads`).
     """
 
     text: str
@@ -72,11 +77,29 @@ class Reply:
     links: tuple[Link, ...] = ()
     kind: ReplyKind = "send"
     numbered: bool = True
+    lead: str = ""
 
     @property
     def flat_buttons(self) -> list[Button]:
         """The buttons in reading order (row by row)."""
         return [button for row in self.buttons for button in row]
+
+    @property
+    def full_text(self) -> str:
+        """The lead and the text as one message (a blank line between them)."""
+        return f"{self.lead}\n\n{self.text}" if self.lead else self.text
+
+
+def separate_leads(replies: Sequence[Reply]) -> list[Reply]:
+    """``replies`` for a channel that sends its edits as new messages: each ``send`` reply's
+    lead becomes a reply of its own before it, and an ``edit_source`` reply's lead is dropped
+    (it is already in the chat, above the message the edit answers)."""
+    separated: list[Reply] = []
+    for reply in replies:
+        if reply.lead and reply.kind == "send":
+            separated.append(Reply(reply.lead))
+        separated.append(replace(reply, lead="") if reply.lead else reply)
+    return separated
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +163,8 @@ def render_numbered(reply: Reply, *, start: int = 1) -> str:
     People answer by typing the number; the runtime maps it to the button's payload because it
     keeps the payloads of the last buttons shown in the conversation state.
     """
-    lines = [reply.text] if reply.text else []
+    text = reply.full_text
+    lines = [text] if text else []
     for number, button in enumerate(reply.flat_buttons, start=start):
         lines.append(f"{number}. {button.label}" if reply.numbered else f"[{button.label}]")
     for link in reply.links:

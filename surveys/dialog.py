@@ -174,15 +174,16 @@ class SurveyFlow:
             step.end()
             step.say(step._(STALE_BUTTON))
             return
-        header = self._header(step, survey)
-        qtext = header + localized(question.text, step.locale)
+        lead = self._opening(step, survey)
+        qtext = self._header(step, survey) + localized(question.text, step.locale)
         if action == "a" and question.type in ("single", "scale"):
             option = _option_at(question, arg)
             if option is None:
                 step.say(step._(BAD_BUTTON))
                 return
             self._record(step, question, option.code)
-            step.say(f"{qtext}\n✓ {localized(option.label, step.locale)}", kind="edit_source")
+            label = localized(option.label, step.locale)
+            step.say(f"{qtext}\n✓ {label}", kind="edit_source", lead=lead)
             await self._advance(step, survey)
         elif action == "t" and question.type == "multiple":
             if _option_at(question, arg) is None:
@@ -201,12 +202,12 @@ class SurveyFlow:
             self._record(step, question, codes or None)
             labels = "、".join(localized(question.options[i].label, step.locale) for i in chosen)
             skipped = step._("(skipped)")
-            step.say(f"{qtext}\n✓ {labels or skipped}", kind="edit_source")
+            step.say(f"{qtext}\n✓ {labels or skipped}", kind="edit_source", lead=lead)
             await self._advance(step, survey)
         elif action == "s" and not question.required:
             self._record(step, question, None)
             skipped = step._("(skipped)")
-            step.say(f"{qtext}\n✓ {skipped}", kind="edit_source")
+            step.say(f"{qtext}\n✓ {skipped}", kind="edit_source", lead=lead)
             await self._advance(step, survey)
         else:
             step.say(step._(BAD_BUTTON))
@@ -240,12 +241,20 @@ class SurveyFlow:
         done, total = progress(survey, step.state.get("a", {}))
         return f"({min(done + 1, total)}/{total}) "
 
+    def _opening(self, step: Step, survey: Survey) -> str:
+        """The survey's title and intro while no answer is recorded yet, else "": the lead
+        of the first question's message (and of the answer that replaces it)."""
+        if not step.state.get("i"):
+            return ""
+        return f"{localized(survey.title, step.locale)}\n\n{localized(survey.intro, step.locale)}"
+
     def _record(self, step: Step, question: Question, value: Any) -> None:
         answers = dict(step.state.get("a", {}))
         answers[question.code] = value
-        step.update(a=answers, m=[])
+        step.update(a=answers, m=[], i=0)
 
     def _ask(self, step: Step, survey: Survey, question: Question, kind: str = "send") -> None:
+        lead = self._opening(step, survey)
         text = self._header(step, survey) + localized(question.text, step.locale)
         if not question.required:
             text += " " + step._("(optional)")
@@ -276,9 +285,9 @@ class SurveyFlow:
             if not question.required:
                 rows.append([step.button(step._("Skip"), "s")])
             # a typed "1" is the answer, never a press of Skip
-            step.say(text, rows, kind=kind, numbered=False)  # type: ignore[arg-type]
+            step.say(text, rows, kind=kind, numbered=False, lead=lead)  # type: ignore[arg-type]
             return
-        step.say(text, rows, kind=kind)  # type: ignore[arg-type]
+        step.say(text, rows, kind=kind, lead=lead)  # type: ignore[arg-type]
 
     async def _advance(self, step: Step, survey: Survey) -> None:
         answers = step.state.get("a", {})
@@ -375,11 +384,10 @@ async def start_survey(
             )
         ).scalar_one_or_none()
         township = found
-    state: dict[str, Any] = {"s": code, "tw": township, "a": {}, "m": []}
+    state: dict[str, Any] = {"s": code, "tw": township, "a": {}, "m": [], "i": 1}
     if token_hash is not None:
         state["th"] = token_hash
     step.begin(FLOW, state)
-    step.say(f"{localized(survey.title, step.locale)}\n\n{localized(survey.intro, step.locale)}")
     await flow._advance(step, survey)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from bot.dialogs import DialogRuntime
-from core.messages import Inbound, Reply, render_numbered
+from core.messages import Inbound, Reply, render_numbered, separate_leads
 
 __all__ = ["CONSOLE", "ConsoleChannel", "run_console"]
 
@@ -26,8 +26,9 @@ class ConsoleChannel:
         self.out = out
 
     async def deliver(self, chat_id: str, replies: Sequence[Reply]) -> None:
-        """Print each reply, buttons as numbered options."""
-        for reply in replies:
+        """Print each reply, buttons as numbered options (a lead as a message of its own:
+        edits are printed as new text, below it)."""
+        for reply in separate_leads(replies):
             prefix = "  " if reply.kind == "edit_source" else ""
             text = render_numbered(reply)
             self.out.write("\n".join(prefix + line for line in text.splitlines()) + "\n\n")

@@ -194,8 +194,9 @@ def _utf16_length(text: str) -> int:
 
 def send_requests(chat_id: int, reply: Reply) -> list[dict[str, Any]]:
     """The ``sendMessage`` parameters of ``reply``: one message, or several when its text is
-    over the Bot API's :data:`TEXT_LIMIT` (cut at line ends; the keyboard under the last)."""
-    pieces = split_text(reply.text, TEXT_LIMIT, _utf16_length)
+    over the Bot API's :data:`TEXT_LIMIT` (cut at line ends; the keyboard under the last).
+    A reply's lead is in the same message, above its text."""
+    pieces = split_text(reply.full_text, TEXT_LIMIT, _utf16_length)
     requests: list[dict[str, Any]] = [{"chat_id": chat_id, "text": piece} for piece in pieces]
     markup = _markup(reply)
     if markup is not None:
@@ -479,7 +480,7 @@ class TelegramChannel:
         data: dict[str, Any] = {
             "chat_id": int(chat_id),
             "message_id": int(message_id),
-            "text": reply.text,
+            "text": reply.full_text,
         }
         markup = _markup(reply)
         if markup is not None:

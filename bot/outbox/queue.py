@@ -131,6 +131,8 @@ def listed_text(body: dict[str, Any], t: Translator) -> str:
 def body_of(reply: Reply, sealer: Sealer | None = None) -> dict[str, Any]:
     """The JSON body stored for a reply (sealed when a ``sealer`` is given)."""
     body: dict[str, Any] = {"text": reply.text}
+    if reply.lead:
+        body["lead"] = reply.lead
     if reply.buttons:
         body["buttons"] = [
             [{"label": b.label, "payload": b.payload} for b in row] for row in reply.buttons
@@ -154,7 +156,7 @@ def reply_of(body: dict[str, Any], sealer: Sealer | None = None) -> Reply:
         for row in body.get("buttons", ())
     )
     links = tuple(Link(str(x["label"]), str(x["url"])) for x in body.get("links", ()))
-    return Reply(str(body.get("text", "")), buttons, links)
+    return Reply(str(body.get("text", "")), buttons, links, lead=str(body.get("lead", "")))
 
 
 def push_button(

@@ -60,7 +60,7 @@ async def test_invitation_link_completes_and_consumes_the_token(say: Any, seeded
     payload = f"t_{token}"
     assert _START_PAYLOAD.fullmatch(payload)
     replies = await say(f"/start {payload}", user="51")
-    assert "人大代表" in replies[0].text
+    assert "人大代表" in replies[0].lead
     replies = await answer_deputies(say, "51", replies)
     assert "感谢" in replies[-1].text
 
@@ -100,7 +100,7 @@ async def test_invalid_token_link_is_explained(say: Any, seeded: Any) -> None:
     assert short[0].text == "This invitation link is not valid."
     (fazhi_token,) = await make_invitations(seeded, 1, survey="fazhi-2026")
     public = await say(f"/start t_{fazhi_token}", user="62")
-    assert "法治政府" in public[0].text  # a public survey's token works in chat too
+    assert "法治政府" in public[0].lead  # a public survey's token works in chat too
 
 
 async def test_token_used_elsewhere_mid_survey_is_not_counted(say: Any, seeded: Any) -> None:

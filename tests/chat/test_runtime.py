@@ -42,11 +42,16 @@ async def test_duplicate_event_is_answered_once(say: Any, seeded: Any) -> None:
 
 async def test_full_survey_is_stored_with_pseudonym(say: Any, seeded: Any) -> None:
     replies = await say("/survey fazhi-2026", user="555")
-    assert "法治政府" in replies[0].text
-    for _ in range(8):  # eight scale questions: press the first option
+    # one reply opens it: the title and intro lead the first question
+    assert len(replies) == 1 and replies[0].text.startswith("(1/10) ")
+    opening = replies[0].lead
+    assert opening.startswith("2026年西夏区法治政府建设满意度调查\n\n")
+    for n in range(8):  # eight scale questions: press the first option
         replies = await say(payload=first_button(replies), user="555")
         assert replies[0].kind == "edit_source" and not replies[0].buttons
         assert "✓ 非常满意" in replies[0].text
+        # the answer replacing the opening message keeps its lead; the next question has none
+        assert replies[0].lead == (opening if n == 0 else "") and not replies[1].lead
     # multiple choice: tick two options, then Done
     replies = await say(payload=first_button(replies, 1), user="555")
     replies = await say(payload=first_button(replies, 3), user="555")
@@ -144,7 +149,7 @@ async def test_survey_command_offers_public_surveys_only(say: Any) -> None:
     # Both shipped surveys are open in June 2026; /survey starts the public one directly and
     # never lists the deputies' survey, which is by invitation only (see test_invitation_chat).
     replies = await say("/survey", user="31")
-    shown = " ".join(r.text for r in replies) + " ".join(
+    shown = " ".join(r.full_text for r in replies) + " ".join(
         b.label for r in replies for b in r.flat_buttons
     )
     assert "法治政府建设满意度调查" in shown

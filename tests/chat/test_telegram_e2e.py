@@ -59,13 +59,20 @@ async def test_startup_sets_webhook_and_commands_in_both_languages(bot: Bot) -> 
 async def test_full_survey_with_inline_buttons_is_stored(bot: Bot) -> None:
     user = 4242
     assert await bot.text(user, "/start s_fazhi-2026_zbp") == 200
+    # one message opens the survey: title, intro and the first question with its buttons
+    opening = bot.fake.sent_messages(user)
+    assert len(opening) == 1 and "reply_markup" in opening[0]
+    title, intro, first = opening[0]["text"].split("\n\n")
+    assert title.startswith("2026年") and "调查" in intro and first.startswith("(1/10) ")
     for n in range(8):  # eight 好差评 questions
         question = bot.last_with_keyboard(user)
-        assert question["text"].startswith(f"({n + 1}/")
+        assert question["text"].startswith(f"({n + 1}/" if n else f"{title}\n\n{intro}\n\n(1/")
         assert await bot.press(user, question, 1) == 200  # 满意
         edited = bot.fake.message(user, question["message_id"])
         assert edited is not None and "reply_markup" not in edited
         assert edited["text"].endswith("✓ 满意")
+        # the opening message keeps its intro when the answer replaces it; later ones have none
+        assert (intro in edited["text"]) == (n == 0)
     multiple = bot.last_with_keyboard(user)
     await bot.press(user, multiple, 0)
     ticked = bot.fake.message(user, multiple["message_id"])

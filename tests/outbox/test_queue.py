@@ -170,3 +170,21 @@ async def test_private_messages_are_sealed_at_rest_and_listed_without_their_text
         reply_of(row.body, Sealer(b"another key, another deployment", SEAL_PURPOSE))
     assert listed_text(row.body, translator("zh_CN")) == "（私聊回复：内容已加密保存）"
     assert listed_text({"text": "通知"}, translator("zh_CN")) == "通知"
+
+
+async def test_a_reply_with_a_lead_comes_back_whole_from_the_queue(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    to = Recipient("telegram", "42", "zh_CN")
+    secret = TEST_SECRET.encode()
+    button = push_button(secret, to, "满意", "a", "1")
+    reply = Reply("(1/10) 问题？", ((button,),), lead="调查标题\n\n调查说明")
+    async with transaction(sessions) as session:
+        queued = [Outgoing("lead:1", to, reply, "reply"), Outgoing("lead:2", to, reply, "reply",
+                  private=True)]  # fmt: skip
+        assert await enqueue(session, queued, NOW, secret=secret) == 2
+        rows = (await session.execute(select(OutboxMessage).order_by(OutboxMessage.id))).scalars()
+        bodies = [row.body for row in rows]
+    assert reply_of(bodies[0]) == reply
+    assert reply_of(bodies[1], Sealer(secret, SEAL_PURPOSE)) == reply
+    assert reply_of(bodies[0]).full_text == "调查标题\n\n调查说明\n\n(1/10) 问题？"

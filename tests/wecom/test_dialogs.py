@@ -41,7 +41,8 @@ def _labels(message: dict[str, Any]) -> list[str]:
 async def test_survey_answered_in_wecom_is_stored(wecom: WeCom) -> None:
     user = "ZhangSan"
     sent = await wecom.chat(user, "survey")  # a command word without the slash
-    assert "满意度调查" in _text(sent[0])
+    # WeCom cannot edit: the opening's lead (title, intro) is a text of its own, then the card
+    assert len(sent) == 2 and "满意度调查" in _text(sent[0])
     q1 = _card(sent[-1])
     assert _card_text(q1).startswith("(1/10)")
     assert _labels(q1) == ["非常满意", "满意", "基本满意", "不满意", "非常不满意", "不了解"]
@@ -58,6 +59,7 @@ async def test_survey_answered_in_wecom_is_stored(wecom: WeCom) -> None:
     await wecom.deliver()
     after_press = wecom.fake.messages_to(user)[-2:]
     assert _text(after_press[0]).endswith("✓ 满意")  # the edited question, as text
+    assert _text(after_press[0]).startswith("(1/10)")  # without the intro again
     assert _card_text(after_press[1]).startswith("(2/10)")
 
     # 2..5: the option's number, its words, a full-width number, words again

@@ -65,7 +65,7 @@ from bot.outbox.sender import Sender
 from core.health import ChannelHealth
 from core.http import MAX_BODY, json_error
 from core.i18n import N_, translator
-from core.messages import Inbound, Reply
+from core.messages import Inbound, Reply, separate_leads
 from core.settings import Settings
 from storage.db import transaction
 from storage.models import ChatIdentity
@@ -421,6 +421,8 @@ class WeComChannel:
     ) -> None:
         if not replies:
             return
+        # WeCom cannot edit a message: an edit arrives as a new one, below the lead
+        replies = separate_leads(replies)
         now = runtime.clock()
         user = inbound.external_id
         locale = (

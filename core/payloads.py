@@ -14,7 +14,6 @@ feature that handles the action checks that the presser may do it (a unit's boun
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import re
 from dataclasses import dataclass
@@ -49,7 +48,7 @@ class ButtonPayload:
 
 
 def _mac(secret: bytes, owner: str, body: str) -> str:
-    digest = hmac.new(secret, f"{owner}|{body}".encode(), hashlib.sha256).digest()
+    digest = hmac.digest(secret, f"{owner}|{body}".encode(), "sha256")
     return base64.urlsafe_b64encode(digest).decode("ascii")[:_MAC_CHARS]
 
 

@@ -159,19 +159,32 @@ class _SQLiteSteps:
 
 
 _sqlite_steps: _SQLiteSteps | None = None
+_DRIVER_KEY = "pufa.dialogs.driver"
+"""Where a session keeps its transaction's driver connection (see :func:`_sqlite`)."""
 
 
 async def _sqlite(session: AsyncSession) -> tuple[Any, _SQLiteSteps] | None:
     """The session's aiosqlite connection and the compiled statements, or ``None`` when the
-    database is not SQLite on aiosqlite (then the Core statements run through SQLAlchemy)."""
+    database is not SQLite on aiosqlite (then the Core statements run through SQLAlchemy).
+
+    Found once per transaction of the session (each lookup through SQLAlchemy is a greenlet
+    round trip, and a step makes four or five of them), and kept with that transaction, so a
+    later transaction of the same session, perhaps on another connection, looks it up again.
+    """
     global _sqlite_steps
+    current = session.sync_session.get_transaction()
+    cached = session.info.get(_DRIVER_KEY)
+    if cached is not None and current is not None and cached[0] is current:
+        return cached[1]
     conn = await session.connection()
-    if conn.dialect.driver != "aiosqlite":
-        return None
-    if _sqlite_steps is None:
-        _sqlite_steps = _SQLiteSteps(conn.dialect)
-    raw = await conn.get_raw_connection()
-    return raw.driver_connection, _sqlite_steps
+    found: tuple[Any, _SQLiteSteps] | None = None
+    if conn.dialect.driver == "aiosqlite":
+        if _sqlite_steps is None:
+            _sqlite_steps = _SQLiteSteps(conn.dialect)
+        raw = await conn.get_raw_connection()
+        found = (raw.driver_connection, _sqlite_steps)
+    session.info[_DRIVER_KEY] = (session.sync_session.get_transaction(), found)
+    return found
 
 
 async def claim_event(session: AsyncSession, channel: str, event_id: str, now: datetime) -> bool:

@@ -67,3 +67,39 @@ async def test_failed_step_leaves_no_trace(runtime: Any, seeded: Any) -> None:
         await runtime.handle(inbound)
     assert await _count(seeded, ProcessedEvent) == 0
     assert await _count(seeded, Conversation) == 0
+
+
+async def test_a_session_s_next_transaction_keeps_its_steps_on_its_own_connection(
+    seeded: Any,
+) -> None:
+    """The driver connection a step found is kept for that transaction only: when the session's
+    next transaction runs on another connection, its statements (and its rollback) go there."""
+
+    async def driver_of(session: Any) -> Any:
+        return (await (await session.connection()).get_raw_connection()).driver_connection
+
+    async with seeded() as a:
+        async with a.begin():
+            assert await claim_event(a, "telegram", "kept", NOW)
+            first = await driver_of(a)
+        # other sessions take connections until one holds the connection ``a`` gave back
+        holders = []
+        for _ in range(20):
+            holder = seeded()
+            holders.append(holder)
+            await holder.begin()
+            if await driver_of(holder) is first:
+                break
+        else:
+            pytest.skip("the pool never handed the connection out again")
+        with pytest.raises(RuntimeError):
+            async with a.begin():
+                assert await driver_of(a) is not first
+                assert await claim_event(a, "telegram", "rolled-back", NOW)
+                raise RuntimeError("the step failed")
+        for holder in holders:
+            await holder.commit()
+            await holder.close()
+    async with transaction(seeded) as session:
+        ids = (await session.execute(select(ProcessedEvent.event_id))).scalars().all()
+    assert ids == ["kept"]

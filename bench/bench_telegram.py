@@ -7,7 +7,8 @@ Five processes on ``127.0.0.1``, as in production: the fake Bot API (:mod:`bench
   outbound rate limit is not what is measured), SQLite. Each request is an update from a person
   never seen before (distinct ``update_id``, ``from.id`` and ``chat.id``, generated in Lua)
   sending ``/start s_fazhi-2026``: one transaction that claims the ``update_id``, creates the
-  identity and the conversation, then the survey intro and first question are sent to the fake;
+  identity and the conversation, then the survey's opening message (its title and intro above
+  the first question, one ``sendMessage`` like the echo bot's) is sent to the fake;
 - **echo**: :func:`bench.echo_bot.serve_echo`, a minimal python-telegram-bot application
   behind an aiohttp webhook that answers each text with one ``sendMessage``, same updates, as
   PTB builds it (Bot API calls through httpx): the baseline of the target;

@@ -28,6 +28,7 @@ from surveys.sqlite_writer import (
     FRESH_PASS,
     OWN_CHECKPOINT_INTERVAL,
     OWN_CHECKPOINT_LATEST,
+    SQLiteBatchWriter,
     SQLiteWriterProcess,
     WalCheckpointer,
     checkpoint,
@@ -470,3 +471,25 @@ async def test_the_writer_process_copies_its_batches_back_into_the_database_file
     finally:
         await writer.close()
     assert in_file == 3
+
+
+def test_the_writer_s_commits_sync_the_wal_where_other_connections_leave_it_to_checkpoints(
+    tmp_path: Path,
+) -> None:
+    """A submission is answered 201 after its batch's COMMIT: on the writer's connection that
+    COMMIT syncs the WAL (``synchronous=FULL``), so the answer holds through a power cut;
+    pufa's other connections keep ``NORMAL`` (synced at checkpoints)."""
+    from sqlalchemy.dialects import sqlite
+
+    path = str(tmp_path / "sync.db")
+    other = sqlite3.connect(path, isolation_level=None)
+    sqlite_pragmas(other)
+    writer = SQLiteBatchWriter(path, sqlite.dialect())
+    conn, _ = writer._connect()
+    try:
+        assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+        assert other.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        writer._close()
+        other.close()

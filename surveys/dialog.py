@@ -242,16 +242,17 @@ class SurveyFlow:
         return f"({min(done + 1, total)}/{total}) "
 
     def _opening(self, step: Step, survey: Survey) -> str:
-        """The survey's title and intro while no answer is recorded yet, else "": the lead
-        of the first question's message (and of the answer that replaces it)."""
-        if not step.state.get("i"):
+        """The survey's title and intro while no answer is recorded (the survey just opened,
+        or started again), else "": the lead of the first question's message and of the
+        answer that replaces it."""
+        if step.state.get("a"):
             return ""
         return f"{localized(survey.title, step.locale)}\n\n{localized(survey.intro, step.locale)}"
 
     def _record(self, step: Step, question: Question, value: Any) -> None:
         answers = dict(step.state.get("a", {}))
         answers[question.code] = value
-        step.update(a=answers, m=[], i=0)
+        step.update(a=answers, m=[])
 
     def _ask(self, step: Step, survey: Survey, question: Question, kind: str = "send") -> None:
         lead = self._opening(step, survey)
@@ -384,7 +385,7 @@ async def start_survey(
             )
         ).scalar_one_or_none()
         township = found
-    state: dict[str, Any] = {"s": code, "tw": township, "a": {}, "m": [], "i": 1}
+    state: dict[str, Any] = {"s": code, "tw": township, "a": {}, "m": []}
     if token_hash is not None:
         state["th"] = token_hash
     step.begin(FLOW, state)

@@ -3,6 +3,8 @@ it over HTTP, and helpers to queue messages and look at what arrived."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,7 +18,7 @@ from telegram import Bot
 from bot.channels.telegram import TelegramSender
 from bot.channels.telegram_request import AiohttpRequest
 from bot.outbox.queue import Outgoing, Recipient, enqueue
-from bot.outbox.sender import Sender
+from bot.outbox.sender import OutboundItem, Sender
 from bot.outbox.worker import OutboxWorker, WorkerConfig
 from core.clock import utcnow
 from core.messages import Reply
@@ -123,3 +125,25 @@ def counter(metrics: Metrics, outcome: str, channel: str = "telegram") -> float:
         "pufa_outbox_messages_total", {"channel": channel, "outcome": outcome}
     )
     return value or 0.0
+
+
+ARRIVAL_JITTER = 0.25
+"""The most a message may take from the worker's hand to the fake Bot API on a busy machine."""
+
+
+class Timed:
+    """Wraps a sender and notes when each message was handed to it (by chat)."""
+
+    def __init__(self, inner: TelegramSender) -> None:
+        self.inner = inner
+        self.times: dict[str, list[float]] = defaultdict(list)
+        self.all: list[float] = []
+
+    def min_interval(self, recipient: str) -> float:
+        return self.inner.min_interval(recipient)
+
+    async def send(self, item: OutboundItem) -> None:
+        now = asyncio.get_running_loop().time()
+        self.times[item.recipient].append(now)
+        self.all.append(now)
+        await self.inner.send(item)

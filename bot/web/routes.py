@@ -7,9 +7,12 @@ in :mod:`bot.web.pages` and adding one line here. Every route of a page goes thr
 
 from __future__ import annotations
 
+import warnings
+
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from aiohttp.web_exceptions import NotAppKeyWarning
 from aiohttp_session import session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
@@ -28,6 +31,16 @@ from core.crypto import derive_key
 from core.settings import Settings
 
 __all__ = ["PAGES", "build_console", "setup"]
+
+# aiohttp_session (2.12.1, its latest release) keeps its storage and session on the request under
+# string keys, which aiohttp notes with a NotAppKeyWarning on the first console request. The keys
+# are the library's own; pufa's keys are typed (core.appkeys).
+warnings.filterwarnings(
+    "ignore",
+    message="It is recommended to use web.RequestKey",
+    category=NotAppKeyWarning,
+    module="aiohttp_session",
+)
 
 PAGES: tuple[Page, ...] = (
     dashboard.PAGE,

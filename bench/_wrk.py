@@ -270,9 +270,9 @@ def run_wrk(
     """Drive ``url`` with ``wrk -t1 -c CONNECTIONS`` and the Lua ``script``; return figures.
 
     ``servers`` names the processes (name → pid) whose CPU time is measured over the run.
-    Returns ``rate`` (requests/s), ``requests``, ``p50_ms``, ``p99_ms``, ``non2xx``,
-    ``socket_errors`` (wrk's line, empty if none), ``wrk_cpu`` and ``cpu`` (name → fraction of
-    one core used over the run).
+    Returns ``rate`` (requests/s), ``requests``, ``p50_ms``, ``p75_ms``, ``p90_ms``, ``p99_ms``,
+    ``non2xx``, ``socket_errors`` (wrk's line, empty if none), ``wrk_cpu`` and ``cpu`` (name →
+    fraction of one core used over the run).
     """
     path = workdir / f"{name}.lua"
     path.write_text(script, encoding="utf-8")
@@ -299,6 +299,8 @@ def run_wrk(
         "rate": float(rate.group(1)),
         "requests": int(total.group(1)),
         "p50_ms": _ms(re.search(r"50%\s+([\d.]+)(us|ms|s)\b", out)),
+        "p75_ms": _ms(re.search(r"75%\s+([\d.]+)(us|ms|s)\b", out)),
+        "p90_ms": _ms(re.search(r"90%\s+([\d.]+)(us|ms|s)\b", out)),
         "p99_ms": _ms(re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)),
         "non2xx": int(bad.group(1)) if bad else 0,
         "socket_errors": errors.group(1).strip() if errors else "",

@@ -4,13 +4,15 @@
 ``201``; ``GET /healthz`` answers ``200``. No SQLAlchemy, no validation, no JSON parsing: the
 driver alone, as a floor for what any Python web service writing one row per request costs.
 
-- SQLite: one ``aiosqlite`` connection with pufa's pragmas (WAL, ``synchronous=NORMAL``,
-  ``busy_timeout``) but SQLite's default checkpoint interval (1,000 pages): with pufa's 10,000
-  its throughput was the same and its p99 at 50 connections 68-94 ms instead of 34, so the
-  default is its best. Concurrent requests share the connection; aiosqlite runs their
-  statements in order on its thread, so a ``COMMIT`` may also commit another request's
-  ``INSERT`` (a free group commit, which makes this baseline faster, not slower). Each 201 is
-  sent after a commit that covers its row.
+- SQLite: one ``aiosqlite`` connection in WAL mode with pufa's ``busy_timeout``, but
+  ``synchronous=NORMAL`` (pufa's connections use ``FULL``: every ``COMMIT`` syncs the WAL, so
+  pufa does more I/O per commit than this baseline, which is the stricter comparison) and
+  SQLite's default checkpoint interval (1,000 pages): with pufa's 10,000 its throughput was the
+  same and its p99 at 50 connections 68-94 ms instead of 34, so the default is its best.
+  Concurrent requests share the connection; aiosqlite runs their statements in order on its
+  thread, so a ``COMMIT`` may also commit another request's ``INSERT`` (a free group commit,
+  which makes this baseline faster, not slower). Each 201 is sent after a commit that covers its
+  row.
 - PostgreSQL: an ``asyncpg`` pool of 10 connections (pufa's pool size); each request takes one
   and runs the ``INSERT`` in autocommit (one statement, one commit).
 

@@ -5,6 +5,7 @@ through real statements against the migrated database."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from sqlalchemy import delete, func, select, text, update
@@ -37,6 +38,13 @@ def _answer(response_id: int, question: str = "q1") -> dict[str, object]:
     }
 
 
+async def _refused(engine: AsyncEngine, statement: Any, params: Any = None) -> None:
+    """Run ``statement`` in a transaction of its own; it must fail on the integrity check."""
+    with pytest.raises(IntegrityError):
+        async with engine.begin() as conn:
+            await conn.execute(statement, params)
+
+
 async def _counts(engine: AsyncEngine) -> tuple[int, int]:
     async with engine.connect() as conn:
         responses = (await conn.execute(select(func.count()).select_from(RESPONSE))).scalar_one()
@@ -51,11 +59,9 @@ async def test_an_answer_naming_no_response_is_refused_and_its_statement_stores_
         rid = await _response(conn, "p1")
         await conn.execute(ANSWER.insert(), [_answer(rid, "q1"), _answer(rid, "q2")])
     # one statement: two answers of a stored response, one of a response that does not exist
-    with pytest.raises(IntegrityError):
-        async with engine.begin() as conn:
-            await conn.execute(
-                ANSWER.insert(), [_answer(rid, "q3"), _answer(rid + 1000, "q1"), _answer(rid, "q4")]
-            )
+    await _refused(
+        engine, ANSWER.insert(), [_answer(rid, "q3"), _answer(rid + 1000, "q1"), _answer(rid, "q4")]
+    )
     assert await _counts(engine) == (1, 2)
 
 
@@ -68,9 +74,7 @@ async def test_an_answer_cannot_be_moved_to_a_response_that_does_not_exist(
         await conn.execute(ANSWER.insert(), [_answer(rid)])
     async with engine.begin() as conn:  # to another stored response: allowed
         await conn.execute(update(ANSWER).values(response_id=other))
-    with pytest.raises(IntegrityError):
-        async with engine.begin() as conn:
-            await conn.execute(update(ANSWER).values(response_id=other + 1000))
+    await _refused(engine, update(ANSWER).values(response_id=other + 1000))
     async with engine.connect() as conn:
         assert (await conn.execute(select(ANSWER.c.response_id))).scalars().all() == [other]
 
@@ -82,17 +86,12 @@ async def test_a_response_with_answers_cannot_be_deleted_or_renumbered(
         named = await _response(conn, "p1")
         unnamed = await _response(conn, "p2")
         await conn.execute(ANSWER.insert(), [_answer(named, "q1"), _answer(named, "q2")])
-    with pytest.raises(IntegrityError):
-        async with engine.begin() as conn:
-            await conn.execute(delete(RESPONSE).where(col(RESPONSE.c.id) == named))
-    with pytest.raises(IntegrityError):
-        async with engine.begin() as conn:
-            await conn.execute(
-                update(RESPONSE).where(col(RESPONSE.c.id) == named).values(id=named + 1000)
-            )
-    with pytest.raises(IntegrityError):  # all at once: the named one still stops the statement
-        async with engine.begin() as conn:
-            await conn.execute(delete(RESPONSE))
+    await _refused(engine, delete(RESPONSE).where(col(RESPONSE.c.id) == named))
+    await _refused(
+        engine, update(RESPONSE).where(col(RESPONSE.c.id) == named).values(id=named + 1000)
+    )
+    # all at once: the named one still stops the statement
+    await _refused(engine, delete(RESPONSE))
     assert await _counts(engine) == (2, 2)
     # a response no answer names can go, and an update that keeps the id is not refused
     async with engine.begin() as conn:
@@ -109,9 +108,7 @@ async def test_postgresql_refuses_truncating_responses_while_answers_remain(
     async with engine.begin() as conn:
         rid = await _response(conn, "p1")
         await conn.execute(ANSWER.insert(), [_answer(rid)])
-    with pytest.raises(IntegrityError):
-        async with engine.begin() as conn:
-            await conn.execute(text("TRUNCATE survey_response"))
+    await _refused(engine, text("TRUNCATE survey_response"))
     assert await _counts(engine) == (1, 1)
     async with engine.begin() as conn:  # both in one statement, as the key allowed
         await conn.execute(text("TRUNCATE survey_response, survey_answer"))

@@ -11,6 +11,7 @@ Bot API it answers the method ``benchStats`` (``GET <api_base><token>/benchStats
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections import Counter
 from typing import Any
 
@@ -20,7 +21,13 @@ __all__ = ["DEFAULT_TOKEN", "main", "stats"]
 
 
 def stats(api: FakeBotApi, params: dict[str, Any]) -> dict[str, Any]:
-    """The ``benchStats`` method: calls by method and outcome, chats written to, last text."""
+    """The ``benchStats`` method: calls by method and outcome, chats written to, last text.
+
+    Asked between runs, it also collects and freezes the fake's heap (``gc.freeze``): the fake
+    keeps every call it answers, and a full collection walking all of them paused its answers
+    for 100-250 ms late in a benchmark, a stall every bot measured then waited for."""
+    gc.collect()
+    gc.freeze()
     counts = Counter(f"{c.method}:{'ok' if c.ok else c.status}" for c in api.calls)
     sends = [c for c in api.calls if c.method == "sendMessage" and c.ok]
     return {

@@ -4,10 +4,12 @@ A batch is two round trips: one lookup (survey states, earlier keys, respondents
 one write (responses, answers and the invitations' use, in one statement that commits on its
 own). Through a session from the pool it was nine, plus a ping, the survey states through
 SQLAlchemy and a reset. :class:`PostgresBatchWriter` keeps a few plain ``asyncpg`` connections
-for the group committer, whose workers use them from an event loop in a thread of their own
-(:mod:`surveys.committer`): run on the web server's loop, each reply waited until that loop had
-come round all the requests it was serving, and batches spent most of their time "idle in
-transaction" with PostgreSQL waiting for pufa.
+for the group committer, whose workers use them from the web server's event loop
+(:mod:`surveys.committer`). When a batch was nine round trips, each waited until that loop had
+come round all the requests it was serving, and the batches spent most of their time "idle in
+transaction": the workers then ran on a loop in a thread of their own. At two round trips the
+thread cost more than it saved (the hand-overs between the threads, and the wait of each for
+the interpreter lock); see :mod:`surveys.committer`.
 
 The statements are :mod:`surveys.submission_sql`'s; the outcomes come from
 :func:`surveys.submission.batch_plan`, the same rules as every other path. Errors come back as

@@ -29,13 +29,12 @@ async def _committer_ctx(app: web.Application) -> AsyncIterator[None]:
     if engine.dialect.name == "sqlite":
         # One writer at a time on SQLite: one worker, or with the writer process as many as
         # it takes batches in flight (it stores them one after another). PostgreSQL overlaps
-        # batches on separate connections. With a writer, the workers run on a loop in a
-        # thread of their own.
+        # batches on separate connections.
         workers = 1
         path = engine.url.database
         if path and path != ":memory:":
             writer = SQLiteWriterProcess(path)
-            writer.start()
+            await writer.start()
             workers = PIPELINE
     else:
         workers = COMMIT_WORKERS_POSTGRES

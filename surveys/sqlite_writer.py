@@ -35,7 +35,6 @@ import pickle
 import signal
 import sqlite3
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -122,9 +121,14 @@ _FIELDS = (
 
 
 def _send(stream: IO[bytes], message: Any) -> None:
-    data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-    stream.write(_LENGTH.pack(len(data)) + data)
+    stream.write(_message(message))
     stream.flush()
+
+
+def _message(message: Any) -> bytes:
+    """``message`` framed for the pipe: its length, then its pickle."""
+    data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(data)) + data
 
 
 def _receive(stream: IO[bytes]) -> Any:
@@ -139,85 +143,75 @@ def _receive(stream: IO[bytes]) -> Any:
     return pickle.loads(data)
 
 
-class _Child:
-    """A running writer process: the batches sent to it that await their reply (in the order
-    sent), and the thread that reads the replies and settles those batches."""
+def _lost(cause: BaseException) -> OperationalError:
+    """A batch whose writer process went away before it replied (the committer retries)."""
+    return OperationalError("submission batch (writer process)", None, cause)
 
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+
+class _Child:
+    """A running writer process, its pipes on the event loop that started it, the batches sent
+    to it that await their reply (in the order sent), and the task that reads the replies."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
         self.sent = False  # whether it has been given a batch
         self.surveys: dict[str, Any] = {}  # the surveys it has been sent
         self.dead = False  # its pipe has closed: it is replaced on the next batch
-        self._lock = threading.Lock()
-        self._pending: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = deque()
-        self._reader = threading.Thread(
-            target=self._read, name="sqlite-writer-replies", daemon=True
-        )
-        self._reader.start()
+        self._pending: deque[asyncio.Future[Any]] = deque()
+        self._reader = asyncio.create_task(self._read(), name="sqlite-writer-replies")
 
-    def expect(self, future: asyncio.Future[Any]) -> None:
-        """Have ``future`` settled by the reply to the next batch sent (call before sending)."""
-        with self._lock:
-            if self.dead:
-                raise EOFError("the writer process has exited")
-            self._pending.append((future.get_loop(), future))
+    def send(self, message: Any, future: asyncio.Future[Any]) -> None:
+        """Send ``message`` (a batch); ``future`` gets its reply.
 
-    def _read(self) -> None:
+        The write never blocks: what the pipe cannot take yet waits in the transport's buffer,
+        which holds at most the :data:`PIPELINE` batches in flight."""
+        if self.dead:
+            raise _lost(EOFError("the writer process has exited"))
+        assert self.proc.stdin is not None
+        self._pending.append(future)
+        self.sent = True
+        # A process that has gone makes the write a no-op; the reader then fails the batch.
+        self.proc.stdin.write(_message(message))
+
+    async def _read(self) -> None:
         assert self.proc.stdout is not None
         error: BaseException
         while True:
             try:
-                reply = _receive(self.proc.stdout)
+                head = await self.proc.stdout.readexactly(_LENGTH.size)
+                reply = pickle.loads(await self.proc.stdout.readexactly(_LENGTH.unpack(head)[0]))
             except Exception as exc:  # gone, or unreadable: either way the pipe is done
                 error = exc
                 break
-            with self._lock:
-                if not self._pending:  # a reply nobody waits for: out of step, start again
-                    error = RuntimeError("a reply from the writer process for no batch")
-                    break
-                loop, future = self._pending.popleft()
-            _settle(loop, future, reply)
-        if not isinstance(error, EOFError):
+            if not self._pending:  # a reply nobody waits for: out of step, start again
+                error = RuntimeError("a reply from the writer process for no batch")
+                break
+            future = self._pending.popleft()
+            if not future.done():
+                future.set_result(reply)
+        if not isinstance(error, asyncio.IncompleteReadError):
             log.warning("the SQLite writer process's replies stopped: %r", error)
-        with self._lock:
-            self.dead = True
-            pending, self._pending = list(self._pending), deque()
-        for loop, future in pending:
-            _settle(loop, future, error)
+        self.dead = True
+        pending, self._pending = list(self._pending), deque()
+        for future in pending:
+            if not future.done():
+                future.set_exception(_lost(error))
 
-    def stop(self, kill: bool) -> None:
+    async def stop(self, kill: bool) -> None:
         """Close the pipe (the process finishes the batches it was sent), or kill it; wait
         until it has exited and every batch sent to it is settled."""
         if kill:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
         if self.proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.proc.stdin.close()
+            self.proc.stdin.close()
         try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._reader.join(timeout=10)
-        if self.proc.stdout is not None:
-            with contextlib.suppress(OSError):
-                self.proc.stdout.close()
-
-
-def _settle(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], reply: Any) -> None:
-    """Settle a batch's ``future`` on its loop: with the reply, or as a lost connection."""
-
-    def settle() -> None:
-        if future.done():
-            return
-        if isinstance(reply, BaseException):
-            future.set_exception(OperationalError("submission batch (writer process)", None, reply))
-        else:
-            future.set_result(reply)
-
-    with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits any more
-        loop.call_soon_threadsafe(settle)
+            await asyncio.wait_for(self.proc.wait(), timeout=10)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            await self.proc.wait()
+        await self._reader
 
 
 class SQLiteWriterProcess:
@@ -229,60 +223,46 @@ class SQLiteWriterProcess:
     The same interface: :meth:`store` returns when the batch is committed. It does not wait
     for one batch's reply before sending the next: the process stores the batches it is sent
     one after the other, in one connection, and while it stores one the next is on its way
-    (the group committer keeps :data:`PIPELINE` batches in flight). A thread reads the replies.
-    A child that has exited is started again on the next batch; one that dies with batches
-    unanswered fails each with ``OperationalError`` (the group committer retries them, and
-    their lookup then finds what of them was committed). The child exits when this process
-    closes the pipe, or dies."""
+    (the group committer keeps :data:`PIPELINE` batches in flight). The pipes are the event
+    loop's (asyncio's subprocess streams), so sending and reading the replies run on the loop
+    that uses the writer, every call on one loop: no thread of this process waits for the
+    interpreter lock. A child that has exited is started again on the next batch; one that
+    dies with batches unanswered fails each with ``OperationalError`` (the group committer
+    retries them, and their lookup then finds what of them was committed). The child exits
+    when this process closes the pipe, or dies."""
 
     def __init__(self, path: str) -> None:
         self._path = path
         self._child: _Child | None = None
-        self._lock = threading.Lock()
+        self._starting: asyncio.Future[_Child] | None = None
 
     @property
     def pid(self) -> int | None:
         """The writer process's id while it runs."""
         child = self._child
-        return child.proc.pid if child is not None and child.proc.poll() is None else None
+        return child.proc.pid if child is not None and not child.dead else None
 
-    def start(self) -> None:
-        """Start the writer process now, if it is not running (returns at once: it gets
-        ready in the background)."""
-        with self._lock:
-            self._running()
+    async def start(self) -> None:
+        """Start the writer process now, if it is not running (returns once it is started;
+        it gets ready in the background)."""
+        await self._running()
 
     async def store(self, items: Sequence[Submission]) -> list[SubmitResult | SubmitError]:
         """Store ``items`` in one transaction in the writer process (committed when this
-        returns); their outcomes.
-
-        Sending blocks the calling event loop (the group committer's, in a thread of its
-        own); the reply is awaited, so another batch can be sent meanwhile."""
+        returns); their outcomes. Another batch can be sent while this one is stored."""
         if not items:
             return []
         rows = [(item.survey.code, *(getattr(item, f) for f in _FIELDS)) for item in items]
+        child = await self._running()
+        # Each survey goes to the child once (about 7.5 KB and 0.1 ms pickled and read).
+        surveys = {
+            item.survey.code: item.survey
+            for item in items
+            if child.surveys.get(item.survey.code) is not item.survey
+        }
         future: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
-        with self._lock:
-            child = self._running()
-            assert child.proc.stdin is not None
-            # Each survey goes to the child once (about 7.5 KB and 0.1 ms pickled and read).
-            surveys = {
-                item.survey.code: item.survey
-                for item in items
-                if child.surveys.get(item.survey.code) is not item.survey
-            }
-            try:
-                child.expect(future)
-            except EOFError as exc:  # its pipe closed since: the committer retries
-                raise OperationalError("submission batch (writer process)", None, exc) from exc
-            try:
-                child.sent = True
-                child.surveys.update(surveys)
-                _send(child.proc.stdin, (surveys, rows))
-            except OSError:
-                # Gone: the reader fails every batch sent and not answered, this one too.
-                with contextlib.suppress(ProcessLookupError):
-                    child.proc.kill()
+        child.send((surveys, rows), future)
+        child.surveys.update(surveys)
         kind, value = await future
         if kind == "ok":
             return list(value)
@@ -294,26 +274,34 @@ class SQLiteWriterProcess:
 
     async def close(self) -> None:
         """Stop the writer process (it finishes the batches it has, if any)."""
-        with self._lock:
-            child, self._child = self._child, None
+        if self._starting is not None and not self._starting.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._starting)
+        child, self._child = self._child, None
         if child is not None:
-            await asyncio.to_thread(child.stop, not child.sent)
+            await child.stop(kill=not child.sent)
 
-    def _running(self) -> _Child:
+    async def _running(self) -> _Child:
+        """The running child; a new one if there is none or it has exited (one start at a
+        time, whoever asks)."""
         child = self._child
-        if child is not None and (child.dead or child.proc.poll() is not None):
+        if child is not None and not child.dead:
+            return child
+        if self._starting is None or self._starting.done():
+            self._starting = asyncio.ensure_future(self._replace(child))
+        return await asyncio.shield(self._starting)
+
+    async def _replace(self, old: _Child | None) -> _Child:
+        if old is not None:
             self._child = None
-            child.stop(kill=True)
-        if self._child is None:
-            # The child imports pufa as this process does (same interpreter, same sys.path).
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "surveys.sqlite_writer", self._path],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                env=env,
-            )
-            self._child = _Child(proc)
+            await old.stop(kill=True)
+        # The child imports pufa as this process does (same interpreter, same sys.path).
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "surveys.sqlite_writer", self._path,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+        )  # fmt: skip
+        self._child = _Child(proc)
         return self._child
 
 

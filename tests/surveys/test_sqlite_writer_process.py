@@ -204,15 +204,15 @@ async def test_the_writer_process_starts_before_the_first_batch_and_stops_unused
     ready; a server stopped before any submission does not wait for it either."""
     await seed_surveys(sessions)
     writer = SQLiteWriterProcess(_path(db_url))
-    writer.start()
+    await writer.start()
     pid = writer.pid
     assert pid is not None and _alive(pid)
-    writer.start()  # already running: the same process
+    await writer.start()  # already running: the same process
     assert writer.pid == pid
     await writer.close()
     assert writer.pid is None and not _alive(pid)
 
-    writer.start()
+    await writer.start()
     used = writer.pid
     try:
         (stored,) = await writer.store([_item("first")])
@@ -262,10 +262,7 @@ async def test_a_writer_process_killed_mid_batch_loses_nothing_and_stores_nothin
         other.execute("BEGIN IMMEDIATE")  # the batch waits for this lock
         try:
             # Two batches in flight: the first waits for the lock, the second in the pipe.
-            pending = [
-                asyncio.ensure_future(asyncio.to_thread(asyncio.run, writer.store(part)))
-                for part in (items[:3], items[3:])
-            ]
+            pending = [asyncio.ensure_future(writer.store(part)) for part in (items[:3], items[3:])]
             await asyncio.sleep(1.0)
             assert not any(one.done() for one in pending)
             os.kill(pid, signal.SIGKILL)

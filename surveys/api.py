@@ -22,10 +22,10 @@ pages; what both share lives in :mod:`surveys.intake`.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from core.appkeys import SESSIONS
@@ -69,7 +69,8 @@ _FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no"
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
+    # orjson: UTF-8 as is (no \u escapes), a tenth of the standard library's time.
+    return orjson.dumps(obj).decode()
 
 
 # --------------------------------------------------------------------------------------------

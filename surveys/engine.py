@@ -22,7 +22,7 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from surveys.schema import Question, Survey
 
@@ -31,6 +31,7 @@ __all__ = [
     "AnswerValue",
     "Answers",
     "ErrorCode",
+    "check_submission",
     "is_complete",
     "is_visible",
     "next_question",
@@ -254,3 +255,49 @@ def normalize_answers(survey: Survey, answers: Answers) -> dict[str, AnswerValue
         else:
             result[question.code] = value
     return result
+
+
+def _clean(question: Question, value: Any) -> AnswerValue | None:
+    """A valid, non-null ``value`` in its stored form (``None``: nothing worth storing)."""
+    if question.type == "multiple":
+        chosen = _chosen(value)
+        return [c for c in question.option_codes if c in chosen] if chosen else None
+    if question.type == "text":
+        return value.strip() or None
+    return cast(str, value)
+
+
+def check_submission(
+    survey: Survey, answers: Answers
+) -> tuple[dict[str, AnswerError], dict[str, AnswerValue] | None]:
+    """``(errors, normal)``: :func:`validate_submission`'s errors and, when there are none,
+    :func:`normalize_answers`' result (else ``None``), in one pass over the questions, each
+    answer checked once (what storing a submission needs; the two apart check every answer
+    twice).
+
+    For valid answers, judging visibility on the answers as sent (as validation does) and on
+    the cleaned ones (as normalizing does) agree: a valid choice keeps its options when
+    cleaned, and only choice questions control others."""
+    errors: dict[str, AnswerError] = {}
+    for code in answers:
+        if survey.question(code) is None:
+            errors[code] = AnswerError(ErrorCode.UNKNOWN_QUESTION)
+    normal: dict[str, AnswerValue] = {}
+    visible: set[str] = set()
+    for question in survey.questions:
+        value = answers.get(question.code)
+        if not is_visible(question, answers, visible):
+            if value is not None and question.show_if is not None:
+                errors[question.code] = AnswerError(
+                    ErrorCode.NOT_APPLICABLE, {"depends_on": question.show_if.question}
+                )
+            continue
+        visible.add(question.code)
+        error = validate_answer(question, value)
+        if error is not None:
+            errors[question.code] = error
+        elif value is not None and not errors:
+            clean = _clean(question, value)
+            if clean is not None:
+                normal[question.code] = clean
+    return errors, (None if errors else normal)

@@ -35,7 +35,12 @@ from typing import Any, cast
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from surveys.engine import AnswerError, normalize_answers, validate_submission
+from surveys.engine import (
+    AnswerError,
+    check_submission,
+    normalize_answers,
+    validate_submission,
+)
 from surveys.respondents import invitation_hash
 from surveys.schema import Survey
 from surveys.state import open_by_code, open_states
@@ -173,8 +178,7 @@ class Submission:
         keep the result (``checked``); set ``token_hash`` and ``township_code`` first, as the
         fingerprint covers them."""
         if self.checked is None:
-            errors = validate_submission(self.survey, self.answers)
-            normal = None if errors else normalize_answers(self.survey, self.answers)
+            errors, normal = check_submission(self.survey, self.answers)
             fingerprint = _fingerprint(self, normal) if self.idempotency_key else None
             self.checked = Checked(errors, normal, fingerprint)
         return self.checked

@@ -13,6 +13,7 @@ from storage.types import utcnow
 from surveys.appraisal import Grade, ballot_score, grade
 from surveys.engine import (
     ErrorCode,
+    check_submission,
     is_complete,
     next_question,
     normalize_answers,
@@ -105,6 +106,33 @@ def test_any_submission_is_judged_without_crashing_and_normalises_to_valid_answe
         assert validate_answer(question, value) is None
     # what normalising kept is never refused for its form, only for what is still missing
     assert all(e.code == ErrorCode.REQUIRED for e in validate_submission(survey, kept).values())
+
+
+@PROFILE
+@given(
+    data=st.data(), survey=SURVEYS, junk=st.dictionaries(st.text(max_size=20), JSONISH, max_size=12)
+)
+def test_the_one_pass_check_is_validation_then_normalizing(
+    data: st.DataObject, survey: Survey, junk: dict[str, Any]
+) -> None:
+    """What storing uses (:func:`check_submission`) judges exactly as the two apart do, for
+    valid answer sets (as the chat asks them, with some blanks and skips), for them with junk
+    mixed in, and for junk alone."""
+    walk = data.draw(chat_walk(survey))
+    blanks = {
+        q.code: data.draw(st.sampled_from([None, "", "  ", []]))
+        for q in survey.questions
+        if q.code not in walk and data.draw(st.booleans())
+    }
+    padded = {
+        code: f" {value}\n" if isinstance(value, str) and data.draw(st.booleans()) else value
+        for code, value in walk.items()
+    }  # free text is stored stripped; a padded option code is refused
+    wrong = {q.code: data.draw(JSONISH) for q in survey.questions if data.draw(st.booleans())}
+    for answers in (walk, {**blanks, **walk}, padded, {**walk, **wrong}, {**walk, **junk}, junk):
+        errors = validate_submission(survey, answers)
+        expected = None if errors else normalize_answers(survey, answers)
+        assert check_submission(survey, answers) == (errors, expected)
 
 
 @PROFILE

@@ -7,7 +7,7 @@ on ``127.0.0.1``. Knobs (environment):
 
 - ``PUFA_BENCH_SECONDS`` (default 10): length of one timed wrk run;
 - ``PUFA_BENCH_ROUNDS`` (default 2): rounds, alternating the servers compared;
-- ``PUFA_BENCH_TOKENS`` (default 80,000): invitation tokens prepared for one submission run
+- ``PUFA_BENCH_TOKENS`` (default 160,000): invitation tokens prepared for one submission run
   (a run that sends more requests than that fails: wrk would send used tokens again);
 - ``PUFA_BENCH_STORED`` (default 1,000,000): responses in the "full" database
   (:func:`full_database`, shared by ``bench_stored`` and ``bench_results``);
@@ -71,7 +71,7 @@ SECRET = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 SURVEY = "fazhi-2026"
 SECONDS = int(os.environ.get("PUFA_BENCH_SECONDS", "10"))
 ROUNDS = int(os.environ.get("PUFA_BENCH_ROUNDS", "2"))
-TOKENS_PER_RUN = int(os.environ.get("PUFA_BENCH_TOKENS", "80000"))
+TOKENS_PER_RUN = int(os.environ.get("PUFA_BENCH_TOKENS", "160000"))
 STORED = int(os.environ.get("PUFA_BENCH_STORED", "1000000"))
 POSTGRES = os.environ.get("PUFA_BENCH_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 

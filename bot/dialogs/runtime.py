@@ -35,7 +35,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from bot.dialogs.store import ConcurrentStep, claim_event, load_person, save_state
+from bot.dialogs.store import ConcurrentStep, claim_and_load, load_person, save_state
 from core import payloads
 from core.clock import Clock, utcnow
 from core.dialog import (
@@ -215,16 +215,22 @@ class DialogRuntime:
     async def _handle_once(self, inbound: Inbound, within: AfterStep | None) -> list[Reply]:
         now = self.clock()
         async with transaction(self.sessions) as session:
-            if inbound.event_id is not None and not await claim_event(
-                session, inbound.channel, inbound.event_id, now
-            ):
-                log.info(
-                    "duplicate event ignored",
-                    extra={"channel": inbound.channel, "event_id": inbound.event_id},
-                )
-                return []
             locale = negotiate(inbound.language, self.default_locale)
-            person = await load_person(session, inbound.channel, inbound.external_id, locale, now)
+            if inbound.event_id is None:
+                person = await load_person(
+                    session, inbound.channel, inbound.external_id, locale, now
+                )
+            else:
+                found = await claim_and_load(
+                    session, inbound.channel, inbound.event_id, inbound.external_id, locale, now
+                )
+                if found is None:
+                    log.info(
+                        "duplicate event ignored",
+                        extra={"channel": inbound.channel, "event_id": inbound.event_id},
+                    )
+                    return []
+                person = found
             step = Step(
                 runtime=self,
                 session=session,

@@ -4,7 +4,8 @@ Each inbound event is handled in one short transaction: :func:`claim_event` (an 
 does nothing on a duplicate, so a redelivery is recognised without an exception),
 :func:`load_person` (the chat identity joined with its conversation) and :func:`save_state`
 (an optimistic update guarded by the version that was read, so two processes handling the same
-person at once cannot both win).
+person at once cannot both win). :func:`claim_and_load` is the first two together (on SQLite one
+statement).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, bindparam, delete, select, update
+import orjson
+from sqlalchemy import JSON, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -26,6 +28,7 @@ from storage.types import UTCDateTime, table_of
 __all__ = [
     "ConcurrentStep",
     "Person",
+    "claim_and_load",
     "claim_event",
     "load_person",
     "prune",
@@ -102,6 +105,16 @@ _SELECT_PERSON = (
     )
 )
 
+# The row of _SELECT_PERSON as one JSON array (SQLite), for the claim's RETURNING clause.
+_PERSON_AS_JSON = (
+    select(func.json_array(*_SELECT_PERSON.selected_columns))
+    .select_from(_IDENTITY.outerjoin(_CONVERSATION, _CONVERSATION.c.identity_id == _IDENTITY.c.id))
+    .where(
+        _IDENTITY.c.channel == bindparam("p_channel"),
+        _IDENTITY.c.external_id == bindparam("p_external_id"),
+    )
+)
+
 _UPDATE_STATE = (
     update(_CONVERSATION)
     .where(
@@ -139,6 +152,14 @@ class _SQLiteSteps:
         self.insert_state = self._compile(inserts["conversation"], dialect)
         self.update_state = self._compile(_UPDATE_STATE, dialect)
         self.select_person = self._compile(_SELECT_PERSON, dialect)
+        # The claim whose RETURNING clause reads the person (one JSON array, or NULL when the
+        # identity is new): no row back means the event was handled before.
+        person = self._compile(_PERSON_AS_JSON, dialect)
+        self.claim_person = (
+            f"{self.claim[0]} RETURNING ({person[0]})",
+            self.claim[1] + person[1],
+            {**self.claim[2], **person[2]},
+        )
         ts = UTCDateTime().dialect_impl(dialect)
         js = JSON().dialect_impl(dialect)
         self.ts_in = ts.bind_processor(dialect) or (lambda v: v)
@@ -212,18 +233,25 @@ async def _select_person(session: AsyncSession, channel: str, external_id: str) 
         )
         if not rows:
             return None
-        row = list(next(iter(rows)))
-        row[6] = sql.json_out(row[6])
-        row[8] = sql.ts_out(row[8])
-    else:
-        conn = await session.connection()
-        result = await conn.execute(
-            _SELECT_PERSON, {"p_channel": channel, "p_external_id": external_id}
-        )
-        first = result.first()
-        if first is None:
-            return None
-        row = list(first)
+        return _sqlite_person(sql, channel, external_id, next(iter(rows)))
+    conn = await session.connection()
+    result = await conn.execute(
+        _SELECT_PERSON, {"p_channel": channel, "p_external_id": external_id}
+    )
+    first = result.first()
+    return None if first is None else _person(channel, external_id, first)
+
+
+def _sqlite_person(sql: _SQLiteSteps, channel: str, external_id: str, row: Any) -> Person:
+    """A person from a row of ``_SELECT_PERSON`` as SQLite stores it (JSON text, timestamps)."""
+    values = list(row)
+    values[6] = sql.json_out(values[6])
+    values[8] = sql.ts_out(values[8])
+    return _person(channel, external_id, values)
+
+
+def _person(channel: str, external_id: str, row: Any) -> Person:
+    """A person from a row of ``_SELECT_PERSON`` (values converted)."""
     return Person(
         identity_id=row[0],
         channel=channel,
@@ -240,6 +268,43 @@ async def _select_person(session: AsyncSession, channel: str, external_id: str) 
     )
 
 
+async def claim_and_load(
+    session: AsyncSession,
+    channel: str,
+    event_id: str,
+    external_id: str,
+    locale: str,
+    now: datetime,
+) -> Person | None:
+    """:func:`claim_event` and then :func:`load_person`: the person, or ``None`` when
+    ``event_id`` was handled before (then nothing is read or created).
+
+    On SQLite it is one statement, the claim's ``INSERT`` returning the person's row: a step
+    waits once less for the driver's thread and the event loop, and on SQLite the steps take
+    turns, so each wait is every waiting step's."""
+    fast = await _sqlite(session)
+    if fast is None:
+        if not await claim_event(session, channel, event_id, now):
+            return None
+        return await load_person(session, channel, external_id, locale, now)
+    driver, sql = fast
+    values = {
+        "p_channel": channel,
+        "p_event_id": event_id,
+        "p_now": sql.ts_in(now),
+        "p_external_id": external_id,
+    }
+    rows = list(
+        await driver.execute_fetchall(sql.claim_person[0], sql.args(sql.claim_person, values))
+    )
+    if not rows:
+        return None
+    (found,) = rows[0]
+    if found is not None:
+        return _sqlite_person(sql, channel, external_id, orjson.loads(found))
+    return await _new_person(session, channel, external_id, locale, now)
+
+
 async def load_person(
     session: AsyncSession, channel: str, external_id: str, locale: str, now: datetime
 ) -> Person:
@@ -248,6 +313,13 @@ async def load_person(
     person = await _select_person(session, channel, external_id)
     if person is not None:
         return person
+    return await _new_person(session, channel, external_id, locale, now)
+
+
+async def _new_person(
+    session: AsyncSession, channel: str, external_id: str, locale: str, now: datetime
+) -> Person:
+    """Create the identity of a person not found (unless another transaction just did)."""
     values = {"p_channel": channel, "p_external_id": external_id, "p_locale": locale}
     fast = await _sqlite(session)
     if fast is not None:

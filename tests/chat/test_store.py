@@ -8,9 +8,16 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.dialogs.store import ConcurrentStep, claim_event, load_person, save_state
+from bot.dialogs.store import (
+    ConcurrentStep,
+    claim_and_load,
+    claim_event,
+    load_person,
+    save_state,
+)
 from core.messages import Inbound
 from storage.db import transaction
+from storage.models import ChatIdentity
 from storage.models_dialogs import Conversation, ProcessedEvent
 
 NOW = datetime(2026, 6, 1, 2, 0, 0, 123456, tzinfo=UTC)
@@ -51,6 +58,32 @@ async def test_state_round_trip_and_version_guard(seeded: Any) -> None:
     async with transaction(seeded) as session:
         row = (await session.execute(select(Conversation))).scalar_one()
         assert (row.version, row.flow, row.state, row.updated_at) == (2, None, {}, later)
+
+
+async def test_claim_and_load_is_the_claim_then_the_person(seeded: Any) -> None:
+    """A new person is created with the claim; a known one comes back as :func:`load_person`
+    reads them (conversation, state, version, timestamps); an event handled before gives
+    ``None`` and neither reads nor creates anyone."""
+    state = {"s": "fazhi-2026", "a": {"q1": "很满意", "q2": ["a", "b"]}, "n": 3, "tw": None}
+    async with transaction(seeded) as session:
+        new = await claim_and_load(session, "telegram", "e-1", "5151", "en", NOW)
+        assert new is not None and not new.has_conversation
+        assert (new.locale, new.role, new.version, new.state) == ("en", "resident", 0, {})
+        assert await save_state(session, new, "survey", state, NOW) == 1
+        assert await claim_and_load(session, "telegram", "e-1", "5151", "en", NOW) is None
+        assert await claim_and_load(session, "telegram", "e-1", "6262", "en", NOW) is None
+    later = NOW + timedelta(minutes=5)
+    async with transaction(seeded) as session:
+        known = await claim_and_load(session, "telegram", "e-2", "5151", "zh_CN", later)
+        assert known == await load_person(session, "telegram", "5151", "zh_CN", later)
+        assert known is not None and known.identity_id == new.identity_id
+        assert (known.flow, known.state, known.version, known.locale) == ("survey", state, 1, "en")
+        assert known.updated_at == NOW and known.updated_at.tzinfo is not None
+        assert await save_state(session, known, None, {}, later) == 2
+    assert await _count(seeded, ProcessedEvent) == 2
+    async with transaction(seeded) as session:
+        who = (await session.execute(select(ChatIdentity.external_id))).scalars().all()
+    assert sorted(who) == ["5151"]  # the duplicate of e-1 created no 6262
 
 
 async def test_failed_step_leaves_no_trace(runtime: Any, seeded: Any) -> None:

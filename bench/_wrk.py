@@ -460,7 +460,7 @@ async def _tokens(database_url: str, count: int, batches: int) -> list[str]:
     from storage.db import create_engine, session_factory, transaction
     from storage.models_surveys import SurveyState
     from storage.types import utcnow
-    from surveys.invitations import create_invitations
+    from surveys.invitations import MAX_BATCH, create_invitations
 
     engine = create_engine(database_url)
     try:
@@ -470,11 +470,14 @@ async def _tokens(database_url: str, count: int, batches: int) -> list[str]:
             )
             tokens: list[str] = []
             for n in range(batches):
-                _, made = await create_invitations(
-                    session, SECRET.encode(), SURVEY, township=None, count=count, now=utcnow(),
-                    batch=f"bench-{n}-{time.monotonic_ns()}",
-                )  # fmt: skip
-                tokens.extend(made)
+                # In batches of at most MAX_BATCH, the most one invitation batch may hold.
+                for start_at in range(0, count, MAX_BATCH):
+                    _, made = await create_invitations(
+                        session, SECRET.encode(), SURVEY, township=None,
+                        count=min(MAX_BATCH, count - start_at), now=utcnow(),
+                        batch=f"bench-{n}-{start_at}-{time.monotonic_ns()}",
+                    )  # fmt: skip
+                    tokens.extend(made)
     finally:
         await engine.dispose()
     return tokens

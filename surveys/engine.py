@@ -208,25 +208,9 @@ def validate_submission(survey: Survey, answers: Answers) -> dict[str, AnswerErr
 
     Reports unknown question codes, missing required answers, malformed values, and answers to
     questions that ``show_if`` hides given the other answers (skipping such a question with
-    ``None`` is fine).
+    ``None`` is fine). The errors of :func:`check_submission`.
     """
-    errors: dict[str, AnswerError] = {}
-    for code in answers:
-        if survey.question(code) is None:
-            errors[code] = AnswerError(ErrorCode.UNKNOWN_QUESTION)
-    visible = {q.code for q in visible_questions(survey, answers)}
-    for question in survey.questions:
-        value = answers.get(question.code)
-        if question.code not in visible:
-            if value is not None and question.show_if is not None:
-                errors[question.code] = AnswerError(
-                    ErrorCode.NOT_APPLICABLE, {"depends_on": question.show_if.question}
-                )
-            continue
-        error = validate_answer(question, value)
-        if error is not None:
-            errors[question.code] = error
-    return errors
+    return check_submission(survey, answers)[0]
 
 
 def normalize_answers(survey: Survey, answers: Answers) -> dict[str, AnswerValue]:
@@ -244,16 +228,9 @@ def normalize_answers(survey: Survey, answers: Answers) -> dict[str, AnswerValue
         value = answers.get(question.code)
         if value is None or validate_answer(question, value) is not None:
             continue
-        if question.type == "multiple":
-            chosen = _chosen(value)
-            if chosen:
-                result[question.code] = [c for c in question.option_codes if c in chosen]
-        elif question.type == "text":
-            text = value.strip()
-            if text:
-                result[question.code] = text
-        else:
-            result[question.code] = value
+        clean = _clean(question, value)
+        if clean is not None:
+            result[question.code] = clean
     return result
 
 

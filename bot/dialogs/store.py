@@ -106,13 +106,8 @@ _SELECT_PERSON = (
 )
 
 # The row of _SELECT_PERSON as one JSON array (SQLite), for the claim's RETURNING clause.
-_PERSON_AS_JSON = (
-    select(func.json_array(*_SELECT_PERSON.selected_columns))
-    .select_from(_IDENTITY.outerjoin(_CONVERSATION, _CONVERSATION.c.identity_id == _IDENTITY.c.id))
-    .where(
-        _IDENTITY.c.channel == bindparam("p_channel"),
-        _IDENTITY.c.external_id == bindparam("p_external_id"),
-    )
+_PERSON_AS_JSON = _SELECT_PERSON.with_only_columns(
+    func.json_array(*_SELECT_PERSON.selected_columns)
 )
 
 _UPDATE_STATE = (

@@ -17,7 +17,10 @@ driver alone, as a floor for what any Python web service writing one row per req
   runs the ``INSERT`` in autocommit (one statement, one commit).
 
 Run as ``python -m bench.raw_server sqlite PATH PORT`` or
-``python -m bench.raw_server postgres DSN PORT`` (``DSN`` as ``postgresql://…``).
+``python -m bench.raw_server postgres DSN PORT`` (``DSN`` as ``postgresql://…``); with
+``shared`` after the port, two or more of them serve one port (the benchmark's second
+baseline: one process is one event loop, and two use more of the machine, the throughput
+ceiling of this I/O, at the price of SQLite's waiting writers sleep-polling for the lock).
 """
 
 from __future__ import annotations
@@ -71,7 +74,8 @@ def sqlite_app(path: str) -> web.Application:
 
     async def setup() -> Callable[[str], Awaitable[None]]:
         db = await aiosqlite.connect(path)
-        for pragma in ("journal_mode=WAL", "busy_timeout=5000", "synchronous=NORMAL"):
+        # busy_timeout first: two processes of this baseline start on one file at once.
+        for pragma in ("busy_timeout=5000", "journal_mode=WAL", "synchronous=NORMAL"):
             await db.execute(f"PRAGMA {pragma}")
         await db.execute(_CREATE)
         await db.commit()
@@ -112,10 +116,14 @@ def postgres_app(dsn: str) -> web.Application:
 
 
 def main(argv: list[str]) -> None:
-    """Serve the baseline: ``sqlite PATH PORT`` or ``postgres DSN PORT``."""
-    kind, target, port = argv
+    """Serve the baseline: ``sqlite PATH PORT`` or ``postgres DSN PORT``; a fourth argument
+    ``shared`` lets several processes serve the same port (``SO_REUSEPORT``)."""
+    kind, target, port, *shared = argv
     app = sqlite_app(target) if kind == "sqlite" else postgres_app(target)
-    web.run_app(app, host="127.0.0.1", port=int(port), print=None, access_log=None)
+    web.run_app(
+        app, host="127.0.0.1", port=int(port), print=None, access_log=None,
+        reuse_port=shared == ["shared"],
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

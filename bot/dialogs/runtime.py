@@ -26,7 +26,6 @@ are closed.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
@@ -35,6 +34,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
+from bot.dialogs.group import GroupAborted, StepGroups
 from bot.dialogs.store import ConcurrentStep, claim_and_load, load_person, save_state
 from core import payloads
 from core.clock import Clock, utcnow
@@ -116,10 +116,10 @@ class DialogRuntime:
         self.expire_after = expire_after
         self._flows: dict[str, Flow] = {}
         bind = sessions.kw.get("bind")
-        # SQLite has one writer at a time and makes waiting writers sleep-poll; queueing this
-        # process's steps on a lock instead keeps the wait short and fair. PostgreSQL locks rows.
-        self._sqlite_lock: asyncio.Lock | None = (
-            asyncio.Lock() if bind is not None and bind.dialect.name == "sqlite" else None
+        # On SQLite this process's steps take turns, the queued ones sharing a commit (see
+        # bot.dialogs.group); PostgreSQL locks rows, so its steps run side by side.
+        self._groups: StepGroups | None = (
+            StepGroups(sessions) if bind is not None and bind.dialect.name == "sqlite" else None
         )
         self.commands: dict[str, CommandHandler] = {
             "help": self._cmd_help,
@@ -200,59 +200,72 @@ class DialogRuntime:
         step, so a channel that delivers through the outbox queues the replies atomically with
         the conversation state and the event's id.
         """
-        for attempt in range(_MAX_RETRIES):
+        conflicts = 0
+        alone = False
+        while True:
             try:
-                if self._sqlite_lock is None:
-                    return await self._handle_once(inbound, within)
-                async with self._sqlite_lock:
-                    return await self._handle_once(inbound, within)
+                if self._groups is None:
+                    async with transaction(self.sessions) as session:
+                        step = await self._run_step(session, inbound, within)
+                else:
+                    step = await self._groups.run(
+                        lambda session: self._run_step(session, inbound, within), alone=alone
+                    )
             except ConcurrentStep:
-                if attempt == _MAX_RETRIES - 1:
+                conflicts += 1
+                if conflicts == _MAX_RETRIES:
                     raise
                 log.info("conversation changed concurrently; retrying the event")
-        raise AssertionError("unreachable")
+                continue
+            except GroupAborted:
+                log.info("a step committed with this one failed; running the event again")
+                alone = True
+                continue
+            if step is None:
+                return []
+            for callback in step.committed:
+                callback()
+            return step.replies
 
-    async def _handle_once(self, inbound: Inbound, within: AfterStep | None) -> list[Reply]:
+    async def _run_step(
+        self, session: AsyncSession, inbound: Inbound, within: AfterStep | None
+    ) -> Step | None:
+        """One step in ``session``'s transaction (``None`` for a redelivered event)."""
         now = self.clock()
-        async with transaction(self.sessions) as session:
-            locale = negotiate(inbound.language, self.default_locale)
-            if inbound.event_id is None:
-                person = await load_person(
-                    session, inbound.channel, inbound.external_id, locale, now
-                )
-            else:
-                found = await claim_and_load(
-                    session, inbound.channel, inbound.event_id, inbound.external_id, locale, now
-                )
-                if found is None:
-                    log.info(
-                        "duplicate event ignored",
-                        extra={"channel": inbound.channel, "event_id": inbound.event_id},
-                    )
-                    return []
-                person = found
-            step = Step(
-                runtime=self,
-                session=session,
-                inbound=inbound,
-                person=person,
-                t=translator(person.locale or locale),
-                now=now,
-                flow=person.flow,
-                state=dict(person.state),
+        locale = negotiate(inbound.language, self.default_locale)
+        if inbound.event_id is None:
+            person = await load_person(session, inbound.channel, inbound.external_id, locale, now)
+        else:
+            found = await claim_and_load(
+                session, inbound.channel, inbound.event_id, inbound.external_id, locale, now
             )
-            await self._step(step)
-            if step.dirty:
-                if step.buttons_shown:
-                    step.state[_BUTTON_KEY] = step.buttons_shown
-                else:
-                    step.state.pop(_BUTTON_KEY, None)
-                await save_state(session, person, step.flow, step.state, now)
-            if within is not None:
-                await within(session, step.replies)
-        for callback in step.committed:
-            callback()
-        return step.replies
+            if found is None:
+                log.info(
+                    "duplicate event ignored",
+                    extra={"channel": inbound.channel, "event_id": inbound.event_id},
+                )
+                return None
+            person = found
+        step = Step(
+            runtime=self,
+            session=session,
+            inbound=inbound,
+            person=person,
+            t=translator(person.locale or locale),
+            now=now,
+            flow=person.flow,
+            state=dict(person.state),
+        )
+        await self._step(step)
+        if step.dirty:
+            if step.buttons_shown:
+                step.state[_BUTTON_KEY] = step.buttons_shown
+            else:
+                step.state.pop(_BUTTON_KEY, None)
+            await save_state(session, person, step.flow, step.state, now)
+        if within is not None:
+            await within(session, step.replies)
+        return step
 
     async def _step(self, step: Step) -> None:
         inbound = step.inbound

@@ -8,7 +8,7 @@ PostgreSQL goes through asyncpg. Nothing connects at import time: the compositio
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -121,6 +121,31 @@ async def transaction(
     """A session inside one transaction: committed on success, rolled back on error."""
     async with sessions() as session, session.begin():
         yield session
+
+
+_AFTER_COMMIT_KEY = "pufa.after_commit"
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Call ``callback`` once what ``session`` wrote is committed.
+
+    That is the session's own commit, or, for a session working in a transaction that someone
+    else commits (:func:`collect_after_commit`: the dialog steps sharing a commit), that
+    commit. Nothing is called if the transaction rolls back.
+    """
+    deferred: list[Callable[[], None]] | None = session.info.get(_AFTER_COMMIT_KEY)
+    if deferred is not None:
+        deferred.append(callback)
+        return
+    event.listen(session.sync_session, "after_commit", lambda _session: callback(), once=True)
+
+
+def collect_after_commit(session: AsyncSession) -> list[Callable[[], None]]:
+    """Make :func:`after_commit` collect ``session``'s callbacks in the returned list, for the
+    owner of the transaction the session joined to call once it has committed."""
+    collected: list[Callable[[], None]] = []
+    session.info[_AFTER_COMMIT_KEY] = collected
+    return collected
 
 
 async def ping(engine: AsyncEngine, timeout: float = 2.0) -> bool:

@@ -28,11 +28,15 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from storage.db import collect_after_commit
+
 __all__ = ["GroupAborted", "StepGroups"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+_Member = tuple[asyncio.Future[None], list[Callable[[], None]]]
+"""A step waiting for its group's commit, and what it asked to run after it."""
 
 
 class GroupAborted(Exception):
@@ -56,7 +60,7 @@ class StepGroups:
         sessions: async_sessionmaker[AsyncSession],
         *,
         max_steps: int = 16,
-        max_age: float = 0.02,
+        max_age: float = 0.01,
     ) -> None:
         engine = sessions.kw.get("bind")
         if not isinstance(engine, AsyncEngine):
@@ -69,7 +73,7 @@ class StepGroups:
         self._queued = 0
         self._conn: AsyncConnection | None = None
         self._opened = 0.0
-        self._members: list[asyncio.Future[None]] = []
+        self._members: list[_Member] = []
         self._timer: asyncio.TimerHandle | None = None
         self._flushes: set[asyncio.Task[None]] = set()
 
@@ -90,6 +94,7 @@ class StepGroups:
                 await self._commit()
             conn = await self._connection()
             session = self._sessions(bind=conn, join_transaction_mode="rollback_only")
+            hooks = collect_after_commit(session)
             try:
                 result = await work(session)
                 await session.flush()
@@ -99,7 +104,7 @@ class StepGroups:
                 raise
             await session.close()
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._members.append(done)
+            self._members.append((done, hooks))
             if (
                 alone
                 or self._queued == 0
@@ -135,7 +140,7 @@ class StepGroups:
             self._opened = time.monotonic()
         return self._conn
 
-    def _take(self) -> tuple[AsyncConnection | None, list[asyncio.Future[None]]]:
+    def _take(self) -> tuple[AsyncConnection | None, list[_Member]]:
         """The open transaction's connection and members, leaving none open."""
         if self._timer is not None:
             self._timer.cancel()
@@ -160,9 +165,14 @@ class StepGroups:
                 raise
             return
         await conn.close()
-        for member in members:
-            if not member.done():
-                member.set_result(None)
+        for done, hooks in members:
+            if not done.done():
+                done.set_result(None)
+            for hook in hooks:  # what the step asked to run once committed (waking the outbox)
+                try:
+                    hook()
+                except Exception:
+                    log.exception("a callback after a dialog step's commit failed")
 
     async def _rollback(self) -> None:
         """Roll back the open transaction; its members will run again."""
@@ -191,12 +201,12 @@ def _retrieve(task: asyncio.Future[None]) -> None:
         task.exception()
 
 
-def _abort(members: list[asyncio.Future[None]], cause: BaseException | None) -> None:
-    for member in members:
-        if not member.done():
+def _abort(members: list[_Member], cause: BaseException | None) -> None:
+    for done, _hooks in members:
+        if not done.done():
             error = GroupAborted()
             error.__cause__ = cause
-            member.set_exception(error)
+            done.set_exception(error)
 
 
 async def _discard(conn: AsyncConnection) -> None:

@@ -11,8 +11,11 @@ database transaction
 4. stores the new conversation state (guarded by its version) with any domain records the
    step wrote,
 
-then returns the :class:`~core.messages.Reply` values for the adapter to render. Nothing is
-cached between events, so any number of processes can share one database.
+then returns the :class:`~core.messages.Reply` values for the adapter to render, once that
+transaction is committed. Nothing is cached between events, so any number of processes can share
+one database. On SQLite a process's steps take turns, and the steps queued together share their
+transaction's commit (:mod:`bot.dialogs.group`): a step that fails rolls back its group, and the
+others run again, alone.
 
 Features register their flows, commands, deep links and button actions through the
 :class:`~core.dialog.DialogRegistry` interface; they see a step as a :class:`~core.dialog.Step`

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -35,6 +35,7 @@ from core import payloads
 from core.crypto import Sealer, SealError
 from core.i18n import N_, Translator
 from core.messages import Button, Link, Reply
+from storage.db import after_commit
 from storage.models import ChatIdentity
 from storage.models_outbox import OutboxMessage, PushTarget
 from storage.types import table_of
@@ -214,7 +215,7 @@ async def enqueue(
         queued += int(getattr(result, "rowcount", 0) or 0)
     wake = session.info.get(WAKE_INFO_KEY)
     if queued and callable(wake):
-        event.listen(session.sync_session, "after_commit", lambda _session: wake(), once=True)
+        after_commit(session, wake)
     return queued
 
 

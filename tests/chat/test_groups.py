@@ -18,11 +18,13 @@ from sqlalchemy import event, func, select
 from bot.dialogs import DialogRuntime
 from bot.dialogs.group import GroupAborted, StepGroups
 from bot.dialogs.store import claim_event
+from bot.outbox.queue import Outgoing, Recipient, enqueue, wake_on_commit
 from core.dialog import Step
-from core.messages import Inbound
+from core.messages import Inbound, Reply
 from storage.db import create_engine, session_factory, transaction
 from storage.models import ChatIdentity
 from storage.models_dialogs import Conversation, ProcessedEvent
+from storage.models_outbox import OutboxMessage
 
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 
@@ -196,3 +198,43 @@ async def test_a_failing_commit_aborts_its_group(seeded: Any) -> None:
     assert await _count(seeded, ProcessedEvent) == 0
     assert await groups.run(lambda s: claim(s, "c0")) is True
     assert await _count(seeded, ProcessedEvent) == 1
+
+
+async def test_the_outbox_is_woken_after_the_shared_commit(seeded: Any) -> None:
+    """A step that queues a message wakes this process's outbox worker once the group's
+    transaction is committed, not before (the worker would not see the message yet)."""
+    commits = _commits(seeded)
+    woken_at: list[int] = []
+    wake_on_commit(seeded, lambda: woken_at.append(len(commits)))
+    groups = StepGroups(seeded)
+
+    async def queue(session: Any, n: int) -> int:
+        message = Outgoing(
+            dedupe_key=f"wake-{n}",
+            recipient=Recipient("telegram", "5", "zh_CN"),
+            reply=Reply(text=f"message {n}"),
+        )
+        return await enqueue(session, [message], NOW)
+
+    assert (
+        await asyncio.gather(*(groups.run(lambda s, n=n: queue(s, n)) for n in range(5))) == [1] * 5
+    )
+    assert len(woken_at) == 5 and min(woken_at) >= 1, woken_at
+    assert await _count(seeded, OutboxMessage) == 5
+
+
+async def test_a_step_that_is_rolled_back_wakes_nothing(seeded: Any) -> None:
+    woken: list[int] = []
+    wake_on_commit(seeded, lambda: woken.append(1))
+    groups = StepGroups(seeded)
+
+    async def queue_then_fail(session: Any) -> None:
+        message = Outgoing(
+            dedupe_key="never", recipient=Recipient("telegram", "5", "zh_CN"), reply=Reply("x")
+        )
+        await enqueue(session, [message], NOW)
+        raise RuntimeError("the step failed")
+
+    with pytest.raises(RuntimeError):
+        await groups.run(queue_then_fail)
+    assert woken == [] and await _count(seeded, OutboxMessage) == 0

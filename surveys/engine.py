@@ -10,7 +10,8 @@ Pure functions over a :class:`~surveys.schema.Survey` and an *answers* mapping
 
 A question code that is absent from the mapping has not been asked yet. Chat flows call
 :func:`next_question` after each answer; the H5 page and the API submit everything at once and
-call :func:`validate_submission`, then store :func:`normalize_answers`.
+store what :func:`check_submission` returns: the errors and, with none, the normalized answers
+(:func:`validate_submission` and :func:`normalize_answers` are its two halves apart).
 
 Errors are :class:`AnswerError` values with a machine ``code`` and ``params``; the HTTP and chat
 edges turn them into localized text.

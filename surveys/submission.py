@@ -20,7 +20,8 @@ Integrity rules enforced here:
   counting twice, even after the survey closed, but only for the same submission: a key reused
   with a different one (:func:`request_fingerprint`) is refused (:class:`IdempotencyKeyReused`)
   so its answers are never silently dropped;
-- answers are validated by :func:`surveys.engine.validate_submission` (:class:`InvalidAnswers`).
+- answers are validated and normalized in one pass by
+  :func:`surveys.engine.check_submission` (:class:`InvalidAnswers`).
 """
 
 from __future__ import annotations
@@ -35,12 +36,7 @@ from typing import Any, cast
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from surveys.engine import (
-    AnswerError,
-    check_submission,
-    normalize_answers,
-    validate_submission,
-)
+from surveys.engine import AnswerError, check_submission
 from surveys.respondents import invitation_hash
 from surveys.schema import Survey
 from surveys.state import open_by_code, open_states
@@ -204,9 +200,9 @@ def request_fingerprint(item: Submission, errors: Mapping[str, AnswerError] | No
     match a stored (valid) submission. Respondent, channel and locale are not part of it.
     ``errors`` is :func:`surveys.engine.validate_submission`'s result, if already known.
     """
-    if errors is None:
-        errors = validate_submission(item.survey, item.answers)
-    return _fingerprint(item, None if errors else normalize_answers(item.survey, item.answers))
+    if errors:
+        return _fingerprint(item, None)
+    return _fingerprint(item, check_submission(item.survey, item.answers)[1])
 
 
 def _fingerprint(item: Submission, normalized: Mapping[str, Any] | None) -> str:

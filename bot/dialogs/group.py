@@ -91,7 +91,7 @@ class StepGroups:
             self._queued -= 1
         try:
             if alone and self._members:
-                await self._commit()
+                await self._commit_shielded()
             conn = await self._connection()
             session = self._sessions(bind=conn, join_transaction_mode="rollback_only")
             hooks = collect_after_commit(session)
@@ -111,12 +111,8 @@ class StepGroups:
                 or len(self._members) >= self.max_steps
                 or time.monotonic() - self._opened >= self.max_age
             ):
-                # Shielded: a step cancelled while its group commits must not leave the
-                # others unsure whether they were stored.
-                commit = asyncio.ensure_future(self._commit(raise_error=alone))
-                commit.add_done_callback(_retrieve)
                 try:
-                    await asyncio.shield(commit)
+                    await self._commit_shielded(raise_error=alone)
                 except BaseException:
                     if done.done() and not done.cancelled():
                         done.exception()  # raised here instead
@@ -148,6 +144,13 @@ class StepGroups:
         conn, members = self._conn, self._members
         self._conn, self._members = None, []
         return conn, members
+
+    async def _commit_shielded(self, *, raise_error: bool = False) -> None:
+        """:meth:`_commit`, carried through even if the awaiting step is cancelled: a commit
+        cut off halfway would leave its steps unsure whether they were stored."""
+        commit = asyncio.ensure_future(self._commit(raise_error=raise_error))
+        commit.add_done_callback(_retrieve)
+        await asyncio.shield(commit)
 
     async def _commit(self, *, raise_error: bool = False) -> None:
         """Commit the open transaction and release its members (with :class:`GroupAborted`

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, cast
 
+from core.text import text_is_storable
 from surveys.schema import Question, Survey
 
 __all__ = [
@@ -150,15 +151,6 @@ def progress(survey: Survey, answers: Answers) -> tuple[int, int]:
     ``total`` can grow when an answer reveals a follow-up question."""
     visible = visible_questions(survey, answers)
     return sum(1 for q in visible if _handled(q, answers)), len(visible)
-
-
-_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
-
-
-def text_is_storable(text: str) -> bool:
-    """Whether ``text`` has no NUL or other control character (tab, CR and LF are fine) and
-    no unpaired surrogate: PostgreSQL refuses NUL in text, UTF-8 cannot encode a surrogate."""
-    return _UNSTORABLE.search(text) is None
 
 
 def validate_answer(question: Question, value: Any) -> AnswerError | None:

@@ -52,12 +52,13 @@ from core.dialog import (
 from core.i18n import N_, negotiate, translator
 from core.ids import parse_digits
 from core.messages import Inbound, Reply
+from core.text import text_is_storable
 from core.metrics import Metrics
 from core.settings import SHIPPED_LOCALES, Settings
 from storage.db import transaction
 from storage.models import ChatIdentity
 
-__all__ = ["AfterStep", "DialogRuntime", "apology"]
+__all__ = ["UNSTORABLE", "AfterStep", "DialogRuntime", "apology"]
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +74,21 @@ AfterStep = Callable[[AsyncSession, list[Reply]], Awaitable[None]]
 
 LANGUAGE_NAMES: Mapping[str, str] = {"zh_CN": "中文", "en": "English"}
 
+UNSTORABLE = N_(
+    "Your message has characters I cannot keep (such as NUL or other control characters)."
+    " Please send it again without them."
+)
+"""The answer to a message whose text or file name no database keeps (nothing is changed)."""
+
 _MAX_RETRIES = 3
 _BUTTON_KEY = "_b"
 _PAUSED_KEY = "_paused"
+
+
+def _storable(inbound: Inbound) -> bool:
+    """Whether the text and the file name of ``inbound`` can be stored as they are."""
+    names = inbound.attachment.file_name if inbound.attachment is not None else ""
+    return text_is_storable(inbound.text or "") and text_is_storable(names)
 
 
 def apology(locale: str | None) -> str:
@@ -272,6 +285,12 @@ class DialogRuntime:
 
     async def _step(self, step: Step) -> None:
         inbound = step.inbound
+        if not _storable(inbound):
+            # Nothing a flow could keep (PostgreSQL refuses NUL; a lone surrogate, which JSON
+            # can escape and polling mode lets through, has no UTF-8): one answer for every
+            # flow, and the conversation stays where it was.
+            step.say(step._(UNSTORABLE))
+            return
         text = (inbound.text or "").strip()
         payload = inbound.payload
         number = parse_digits(text, 4) if payload is None else None

@@ -13,6 +13,8 @@ from sqlalchemy import select
 
 from bot.app import create_app
 from bot.channels.telegram import TELEGRAM, WEBHOOK_PATH
+from bot.dialogs.runtime import UNSTORABLE
+from core.i18n import translator
 from core.messages import Button, Reply
 from core.settings import Settings
 from storage.db import transaction
@@ -240,6 +242,35 @@ async def test_polling_mode_answers_updates(
         fake.queue_update(fake.make_message_update(None, 98, None, "/help", language_code="en"))
         call = await fake.wait_for("sendMessage", timeout=10, chat_id=98)
         assert "survey" in call.params["text"]
+    finally:
+        await client.close()
+    await asyncio.sleep(0)
+
+
+async def test_polling_mode_refuses_text_with_a_lone_surrogate_in_words(
+    make_settings: Callable[..., Settings], fake: FakeBotApi
+) -> None:
+    """JSON may escape half of a surrogate pair (``"\\ud83d"``); the webhook refuses such a
+    body, but in polling mode python-telegram-bot decodes it into a string no database or
+    HTTP body can carry. The person is told in words, as for a NUL."""
+    settings = make_settings(
+        telegram_token=fake.token, telegram_mode="polling", telegram_api_base=fake.api_base
+    )
+    client = TestClient(TestServer(create_app(settings), host="127.0.0.1"))
+    await client.start_server()
+    try:
+        fake.queue_update(fake.make_message_update(None, 97, None, "/survey", language_code="en"))
+        await fake.wait_for("sendMessage", timeout=10, chat_id=97)
+        marker = len(fake.sent_messages(97))
+        broken = "/start s_\ud83d"
+        fake.queue_update(fake.make_message_update(None, 97, None, broken, language_code="en"))
+        for _ in range(200):
+            if len(fake.sent_messages(97)) > marker:
+                break
+            await asyncio.sleep(0.05)
+        replies = [m["text"] for m in fake.sent_messages(97)[marker:]]
+        assert replies, "no answer"
+        assert replies == [translator("en")._(UNSTORABLE)]
     finally:
         await client.close()
     await asyncio.sleep(0)

@@ -496,7 +496,12 @@ def _normalise_json_value(name: str, value: Any) -> Any:
 
 
 def _json_dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: only its \\u escape can carry it
+        return json.dumps(obj, separators=(",", ":"))
+    return text
 
 
 # --------------------------------------------------------------------------------------------

@@ -52,9 +52,9 @@ from core.dialog import (
 from core.i18n import N_, negotiate, translator
 from core.ids import parse_digits
 from core.messages import Inbound, Reply
-from core.text import text_is_storable
 from core.metrics import Metrics
 from core.settings import SHIPPED_LOCALES, Settings
+from core.text import text_is_storable
 from storage.db import transaction
 from storage.models import ChatIdentity
 

@@ -191,17 +191,14 @@ class Checked:
     fingerprint: str | None
 
 
-def request_fingerprint(item: Submission, errors: Mapping[str, AnswerError] | None = None) -> str:
+def request_fingerprint(item: Submission) -> str:
     """What makes two submissions under one ``Idempotency-Key`` "the same request": hex SHA-256
     of a canonical JSON (sorted keys, no spaces) of the survey code, the answers, the invitation
     token's keyed hash and the ``src`` township code. Valid answers count in their normalized
     form (:func:`surveys.engine.normalize_answers`), so key order, blank or skipped answers and
     the order of multiple choices do not matter; invalid answers count as sent, so they never
     match a stored (valid) submission. Respondent, channel and locale are not part of it.
-    ``errors`` is :func:`surveys.engine.validate_submission`'s result, if already known.
     """
-    if errors:
-        return _fingerprint(item, None)
     return _fingerprint(item, check_submission(item.survey, item.answers)[1])
 
 

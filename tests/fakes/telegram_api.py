@@ -495,13 +495,13 @@ def _normalise_json_value(name: str, value: Any) -> Any:
     return value
 
 
-def _json_dumps(obj: Any) -> str:
-    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+def _json_body(obj: Any) -> bytes:
+    """``obj`` as a compact UTF-8 JSON body (a lone surrogate, which UTF-8 cannot carry, as
+    its ``\\u`` escape, as JSON allows)."""
     try:
-        text.encode()
-    except UnicodeEncodeError:  # a lone surrogate: only its \\u escape can carry it
-        return json.dumps(obj, separators=(",", ":"))
-    return text
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:
+        return json.dumps(obj, separators=(",", ":")).encode()
 
 
 # --------------------------------------------------------------------------------------------
@@ -1021,7 +1021,7 @@ class FakeBotApi:
             headers["X-Telegram-Bot-Api-Secret-Token"] = str(self.webhook["secret_token"])
         if self._client is None:
             self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
-        async with self._client.post(url, data=_json_dumps(dict(update)), headers=headers) as r:
+        async with self._client.post(url, data=_json_body(dict(update)), headers=headers) as r:
             await r.read()
             return r.status
 
@@ -1115,7 +1115,9 @@ class FakeBotApi:
         delay = self.latency + self.method_latency.get(call.method, 0.0)
         if delay > 0:
             await asyncio.sleep(delay)
-        return web.Response(status=status, text=_json_dumps(body), content_type="application/json")
+        return web.Response(
+            status=status, body=_json_body(body), content_type="application/json", charset="utf-8"
+        )
 
     async def _handle_file(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["token"] != self.token:
@@ -1144,8 +1146,9 @@ class FakeBotApi:
         call.status, call.response = error.error_code, error.payload()
         return web.Response(
             status=error.error_code,
-            text=_json_dumps(error.payload()),
+            body=_json_body(error.payload()),
             content_type="application/json",
+            charset="utf-8",
         )
 
     def _take_disruption(self, method: str) -> _Disruption | None:
